@@ -1,0 +1,174 @@
+/**
+ * AuthStore: reads containers-auth.json files and writes microagent's own store
+ * (`$HOME/.microagent/auth.json`) with locked, atomic, 0600 writes that keep what it does not own
+ * ([C1]–[C3], [C9]). It knows nothing of resolution order.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import type { PlatformError } from "@effect/platform/Error"
+import * as Path from "@effect/platform/Path"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Random from "effect/Random"
+import type * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as AuthFile from "./domain/AuthFile.js"
+import { AuthFileError } from "./domain/Errors.js"
+
+export interface AuthStoreService {
+  /** microagent's own store. */
+  readonly path: string
+  /** Reads any auth file; a missing one is empty (`exists: false`). */
+  readonly load: (path: string) => Effect.Effect<AuthFile.AuthFile, AuthFileError>
+  /** Stores credentials under a canonical key. */
+  readonly upsert: (key: string, username: string, password: Redacted.Redacted<string>) => Effect.Effect<void, AuthFileError>
+  /** Removes a canonical key and its aliases; returns how many entries went. */
+  readonly remove: (key: string) => Effect.Effect<number, AuthFileError>
+  /** Empties `auths`; returns how many entries went. */
+  readonly removeAll: Effect.Effect<number, AuthFileError>
+}
+
+export class AuthStore extends Context.Tag("microagent/AuthStore")<AuthStore, AuthStoreService>() {}
+
+export interface Options {
+  /** After this long a lock file is taken to be left by a crashed process. */
+  readonly staleLockAfter?: Duration.DurationInput
+  /** How long to wait for another process's lock before giving up. */
+  readonly lockTimeout?: Duration.DurationInput
+}
+
+const describe = (error: PlatformError): string =>
+  error._tag === "SystemError"
+    ? error.reason === "PermissionDenied" ? "permission denied" : `${error.reason}: ${error.description ?? error.message}`
+    : error.message
+
+export const make = (options: Options = {}) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const home = yield* Config.string("HOME")
+    const folder = path.join(home, ".microagent")
+    const storePath = path.join(folder, "auth.json")
+    const staleAfter = Duration.toMillis(options.staleLockAfter ?? "10 seconds")
+    const lockTimeout = Duration.decode(options.lockTimeout ?? "30 seconds")
+
+    const load = Effect.fn("AuthStore.load")(function*(file: string) {
+      const text = yield* fs.readFileString(file).pipe(
+        Effect.map((t): string | undefined => t),
+        Effect.catchTag("SystemError", (e) => e.reason === "NotFound" ? Effect.succeed(undefined) : Effect.fail(e)),
+        Effect.mapError((e) => AuthFileError.of(file, `cannot read it (${describe(e)})`))
+      )
+      if (text === undefined) return AuthFile.empty(file)
+      return yield* Either.mapLeft(AuthFile.parse(file, text), (reason) => AuthFileError.of(file, reason))
+    })
+
+    const failWith = (reason: string) => (e: PlatformError) => AuthFileError.of(storePath, `${reason} (${describe(e)})`)
+
+    /** Writes go to the link's target, so a store that is a symbolic link stays one ([C2]). */
+    const writeTarget = fs.realPath(storePath).pipe(
+      Effect.catchTag("SystemError", (e) => e.reason === "NotFound" ? Effect.succeed(storePath) : Effect.fail(e)),
+      Effect.mapError(failWith("cannot resolve the store's path"))
+    )
+
+    const ensureFolder = Effect.gen(function*() {
+      yield* fs.makeDirectory(folder, { recursive: true, mode: 0o700 })
+      const info = yield* fs.stat(folder)
+      if ((info.mode & 0o077) !== 0) {
+        yield* fs.chmod(folder, 0o700)
+        yield* Effect.logWarning(`${folder} was accessible to others (mode ${modeString(info.mode)}); it is now 0700`)
+      }
+    }).pipe(Effect.mapError(failWith(`cannot prepare ${folder}`)))
+
+    const lockAttempt = (lockPath: string) =>
+      fs.writeFileString(lockPath, `${process.pid}\n`, { flag: "wx", mode: 0o600 }).pipe(
+        Effect.catchTag("SystemError", (e) =>
+          e.reason !== "AlreadyExists" ? Effect.fail(e) : fs.stat(lockPath).pipe(
+            Effect.flatMap((info) => {
+              const age = Date.now() - (info.mtime._tag === "Some" ? info.mtime.value.getTime() : 0)
+              // A lock older than any write takes was left by a crashed process: break it, then retry.
+              return age > staleAfter ? fs.remove(lockPath, { force: true }) : Effect.void
+            }),
+            Effect.catchTag("SystemError", (s) => s.reason === "NotFound" ? Effect.void : Effect.fail(s)),
+            Effect.zipRight(Effect.fail("busy" as const))
+          )
+        )
+      )
+
+    const withLock = <A, E>(target: string, body: Effect.Effect<A, E>) => {
+      const lockPath = `${target}.lock`
+      const acquire = lockAttempt(lockPath).pipe(
+        Effect.retry({
+          while: (e) => e === "busy",
+          schedule: Schedule.jittered(Schedule.spaced("20 millis")).pipe(Schedule.upTo(lockTimeout))
+        }),
+        Effect.mapError((e) =>
+          e === "busy"
+            ? AuthFileError.of(storePath, `it is locked by another process (${lockPath}); try again`)
+            : failWith("cannot take the lock")(e)
+        )
+      )
+      return Effect.acquireUseRelease(acquire, () => body, () => Effect.ignore(fs.remove(lockPath, { force: true })))
+    }
+
+    /** Temp file in the same folder, fsync, chmod, rename: a crash leaves the old file or the new one. */
+    const writeAtomic = (target: string, text: string) =>
+      Effect.gen(function*() {
+        const suffix = (yield* Random.nextInt).toString(36)
+        const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${suffix}.tmp`)
+        yield* Effect.scoped(Effect.gen(function*() {
+          const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
+          yield* file.writeAll(new TextEncoder().encode(text))
+          yield* file.sync
+        })).pipe(
+          Effect.zipRight(fs.chmod(tmp, 0o600)),
+          Effect.zipRight(fs.rename(tmp, target)),
+          Effect.tapError(() => Effect.ignore(fs.remove(tmp, { force: true })))
+        )
+      }).pipe(Effect.mapError(failWith("cannot write it")))
+
+    /** Read-modify-write under the lock; a change that changes nothing writes nothing ([C2]). */
+    const modify = <A>(change: (file: AuthFile.AuthFile) => { readonly document: AuthFile.AuthFile["document"]; readonly result: A }) =>
+      Effect.gen(function*() {
+        yield* ensureFolder
+        const target = yield* writeTarget
+        return yield* withLock(
+          target,
+          Effect.gen(function*() {
+            const current = yield* load(target)
+            const { document, result } = change(current)
+            const before = current.exists ? yield* fs.stat(target).pipe(Effect.mapError(failWith("cannot stat it"))) : undefined
+            const loose = before !== undefined && (before.mode & 0o777) !== 0o600
+            const changed = AuthFile.serialize(document) !== AuthFile.serialize(current.document)
+            if (changed) yield* writeAtomic(target, AuthFile.serialize(document))
+            else if (loose) yield* fs.chmod(target, 0o600).pipe(Effect.mapError(failWith("cannot change its mode")))
+            if (loose) yield* Effect.logWarning(`${storePath} had mode ${modeString(before.mode)}; it is now 0600`)
+            return result
+          })
+        )
+      })
+
+    return AuthStore.of({
+      path: storePath,
+      load,
+      upsert: Effect.fn("AuthStore.upsert")(function*(key, username, password) {
+        yield* modify((file) => ({ document: AuthFile.upsert(file, key, username, password), result: undefined }))
+      }),
+      remove: Effect.fn("AuthStore.remove")(function*(key) {
+        return yield* modify((file) => {
+          const { document, removed } = AuthFile.remove(file, key)
+          return { document, result: removed }
+        })
+      }),
+      removeAll: modify((file) => ({ document: AuthFile.removeAll(file), result: file.entries.length })).pipe(
+        Effect.withSpan("AuthStore.removeAll")
+      )
+    })
+  })
+
+const modeString = (mode: number): string => `0${(mode & 0o777).toString(8)}`
+
+/** Needs FileSystem, Path and `HOME` from the ConfigProvider. */
+export const layer = (options: Options = {}) => Layer.effect(AuthStore, make(options))

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+/**
+ * The edge: the only module that picks Node's layers and runs the program.
+ */
+import * as CliConfig from "@effect/cli/CliConfig"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Stream from "effect/Stream"
+import * as AuthStore from "./AuthStore.js"
+import { run } from "./cli/main.js"
+import { exitCode, report, stderrLogger } from "./cli/output.js"
+import { Stdio } from "./cli/Stdio.js"
+import * as CredentialResolver from "./CredentialResolver.js"
+import * as RegistryClient from "./RegistryClient.js"
+
+declare const MICROAGENT_VERSION: string
+
+const StdioLive = Layer.succeed(Stdio, {
+  stdinIsTTY: process.stdin.isTTY === true,
+  stderrIsTTY: process.stderr.isTTY === true,
+  readStdin: NodeStream.stdin.pipe(
+    Stream.runCollect,
+    Effect.map((chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks)))
+  )
+})
+
+const Services = Layer.mergeAll(
+  CredentialResolver.layer.pipe(Layer.provideMerge(AuthStore.layer())),
+  RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layerUndici))
+)
+
+const MainLive = Layer.mergeAll(Services, StdioLive, CliConfig.layer({ showBuiltIns: false })).pipe(
+  Layer.provideMerge(NodeContext.layer),
+  Layer.provideMerge(Logger.replace(Logger.defaultLogger, stderrLogger))
+)
+
+Effect.suspend(() => run(MICROAGENT_VERSION)(process.argv)).pipe(
+  Effect.provide(MainLive),
+  Effect.tapErrorCause(report),
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    teardown: (exit, onExit) => onExit(exitCode(exit))
+  })
+)

@@ -1,0 +1,12 @@
+/**
+ * The `microagent` command tree.
+ */
+import * as Command from "@effect/cli/Command"
+import { registry } from "./registry.js"
+
+export const microagent = Command.make("microagent").pipe(
+  Command.withDescription("An OCI registry client that talks to registries directly: no Docker, no credential helpers"),
+  Command.withSubcommands([registry])
+)
+
+export const run = (version: string) => Command.run(microagent, { name: "microagent", version })

@@ -1,0 +1,83 @@
+/**
+ * How outcomes reach the user: one `error:` line (plus an optional `hint:` line) on stderr per
+ * failure, warnings as `warning:` lines, and the exit codes of SPEC §5.
+ */
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import type { MicroagentError } from "../domain/Errors.js"
+
+export const ExitCode = { ok: 0, failure: 1, usage: 2, credentials: 3, denied: 4, interrupted: 130 } as const
+
+const isMicroagentError = (u: unknown): u is MicroagentError =>
+  typeof u === "object" && u !== null && "_tag" in u && typeof u._tag === "string" && u._tag in codes
+
+const codes: Record<MicroagentError["_tag"], number> = {
+  UsageError: ExitCode.usage,
+  AuthFileError: ExitCode.credentials,
+  MissingCredentials: ExitCode.credentials,
+  RegistryDenied: ExitCode.denied,
+  RegistryUnavailable: ExitCode.failure,
+  NotLoggedIn: ExitCode.failure
+}
+
+const isQuit = (u: unknown): boolean => typeof u === "object" && u !== null && "_tag" in u && u._tag === "QuitException"
+
+export const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit)) return ExitCode.ok
+  if (Cause.isInterruptedOnly(exit.cause)) return ExitCode.interrupted
+  return Option.match(Cause.failureOption(exit.cause), {
+    onNone: () => ExitCode.failure,
+    onSome: (e) =>
+      isMicroagentError(e)
+        ? codes[e._tag]
+        : ValidationError.isValidationError(e)
+        ? ExitCode.usage
+        : isQuit(e)
+        ? ExitCode.interrupted
+        : ExitCode.failure
+  })
+}
+
+/** Prints a failure once. @effect/cli has already printed its own parse errors. */
+export const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+  if (Cause.isInterruptedOnly(cause)) return Effect.void
+  return Option.match(Cause.failureOption(cause), {
+    onNone: () =>
+      Effect.zipRight(
+        Console.error(`error: internal error: ${Cause.squash(cause) instanceof Error ? (Cause.squash(cause) as Error).message : "unknown"} (run with --log-level debug for details)`),
+        Effect.logDebug(cause)
+      ),
+    onSome: (e) =>
+      ValidationError.isValidationError(e) || isQuit(e)
+        ? Effect.void
+        : isMicroagentError(e)
+        ? Console.error(e.hint === undefined ? `error: ${e.message}` : `error: ${e.message}\nhint: ${e.hint}`)
+        : Console.error(`error: ${e instanceof Error ? e.message : String(e)}`)
+  })
+}
+
+const prefixes: Partial<Record<LogLevel.LogLevel["_tag"], string>> = {
+  Warning: "warning",
+  Error: "error",
+  Info: "info",
+  Debug: "debug",
+  Trace: "trace"
+}
+
+/**
+ * Log lines as a user reads them: `warning: …` on stderr, one line each, no timestamps or fibers.
+ * Causes (logged at debug level only) keep their full trace.
+ */
+export const stderrLogger = Logger.make(({ cause, logLevel, message }) => {
+  const parts = (Array.isArray(message) ? message : [message]).map((m) =>
+    Cause.isCause(m) ? Cause.pretty(m) : typeof m === "string" ? m : JSON.stringify(m)
+  )
+  if (!Cause.isEmpty(cause)) parts.push(Cause.pretty(cause))
+  process.stderr.write(`${prefixes[logLevel._tag] ?? logLevel.label.toLowerCase()}: ${parts.join(" ")}\n`)
+})

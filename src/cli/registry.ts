@@ -1,0 +1,165 @@
+/**
+ * `microagent registry login | logout | list` (SPEC §2). Thin: parse, call services, print.
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Prompt from "@effect/cli/Prompt"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { AuthStore } from "../AuthStore.js"
+import { CredentialResolver, type Listing } from "../CredentialResolver.js"
+import * as AuthKey from "../domain/AuthKey.js"
+import { NotLoggedIn, UsageError } from "../domain/Errors.js"
+import { RegistryClient } from "../RegistryClient.js"
+import { Stdio } from "./Stdio.js"
+
+const canonicalKey = (raw: string) =>
+  Either.match(AuthKey.normalize(raw), {
+    onLeft: (reason) => Effect.fail(new UsageError({ message: `invalid registry: ${reason}`, hint: "e.g. ghcr.io, localhost:5000, registry.example.com/team" })),
+    onRight: Effect.succeed
+  })
+
+/** [L3]: all of stdin, less one trailing `\n` (and a `\r` before it). */
+export const passwordFromStdin = (bytes: Uint8Array): string => new TextDecoder().decode(bytes).replace(/\r?\n$/, "")
+
+const readPassword = (passwordStdin: boolean, username: string, key: string) =>
+  Effect.gen(function*() {
+    const stdio = yield* Stdio
+    if (passwordStdin) return Redacted.make(passwordFromStdin(yield* stdio.readStdin))
+    if (!stdio.stdinIsTTY) {
+      return yield* new UsageError({
+        message: "no terminal to ask for the password, and --password-stdin was not given",
+        hint: `printf '%s\\n' "$PASSWORD" | microagent registry login ${key} -u ${username} --password-stdin`
+      })
+    }
+    return yield* Prompt.hidden({ message: `Password for ${username}@${key}` })
+  })
+
+const registryArg = Args.text({ name: "registry" }).pipe(
+  Args.withDescription("Registry or namespace: ghcr.io, localhost:5000, registry.example.com/team")
+)
+
+const login = Command.make(
+  "login",
+  {
+    registry: registryArg,
+    username: Options.text("username").pipe(Options.withAlias("u"), Options.withDescription("User name (required; may not contain ':')")),
+    passwordStdin: Options.boolean("password-stdin").pipe(
+      Options.withDescription("Read the password from standard input (one trailing newline is removed)")
+    ),
+    noVerify: Options.boolean("no-verify").pipe(
+      Options.withDescription("Store without checking the credentials with the registry (offline set-up)")
+    )
+  },
+  ({ noVerify, passwordStdin, registry, username }) =>
+    Effect.gen(function*() {
+      const key = yield* canonicalKey(registry)
+      if (username === "" || username.includes(":")) {
+        return yield* new UsageError({ message: `invalid user name: it must be non-empty and may not contain ':'` })
+      }
+      const password = yield* readPassword(passwordStdin, username, key)
+      if (Redacted.value(password) === "") return yield* new UsageError({ message: "the password is empty" })
+      const parsed = Either.getOrThrow(AuthKey.parse(key)).key
+      const check = noVerify ? "skipped" : yield* (yield* RegistryClient).checkLogin(parsed.host, username, password)
+      const store = yield* AuthStore
+      yield* store.upsert(key, username, password)
+      if (check === "unverified") {
+        yield* Effect.logWarning(`${parsed.host} asks for no credentials, so they could not be checked; stored anyway`)
+      } else if (check === "skipped") {
+        yield* Effect.logWarning("--no-verify: the credentials were stored without being checked")
+      }
+      const shadow = yield* (yield* CredentialResolver).shadowing(key)
+      if (Option.isSome(shadow)) {
+        yield* Effect.logWarning(
+          `$REGISTRY_AUTH_FILE (${shadow.value.file}) holds "${shadow.value.key}", which is used before these credentials`
+        )
+      }
+      yield* Console.log("Login Succeeded")
+      yield* Console.log(`Credentials for ${key} saved to ${store.path}`)
+    })
+).pipe(Command.withDescription(
+  "Store registry credentials, after checking them with the registry.\n" +
+    "Example: printf '%s\\n' \"$TOKEN\" | microagent registry login ghcr.io -u me --password-stdin"
+))
+
+const logout = Command.make(
+  "logout",
+  {
+    registry: registryArg.pipe(Args.optional),
+    all: Options.boolean("all").pipe(Options.withDescription("Remove every stored credential"))
+  },
+  ({ all, registry }) =>
+    Effect.gen(function*() {
+      const store = yield* AuthStore
+      if (all === Option.isSome(registry)) {
+        return yield* new UsageError({ message: "give either a registry or --all", hint: "microagent registry logout ghcr.io" })
+      }
+      if (Option.isNone(registry)) {
+        const removed = yield* store.removeAll
+        return yield* Console.log(`Removed login credentials for all registries (${removed} in ${store.path})`)
+      }
+      const key = yield* canonicalKey(registry.value)
+      const removed = yield* store.remove(key)
+      const shadow = yield* (yield* CredentialResolver).shadowing(key)
+      const elsewhere = Option.map(shadow, (s) =>
+        `$REGISTRY_AUTH_FILE (${s.file}) still holds "${s.key}" for it, and microagent never modifies that file`)
+      if (removed === 0) {
+        return yield* new NotLoggedIn({
+          key,
+          message: Option.match(elsewhere, {
+            onNone: () => `not logged in to ${key}`,
+            onSome: (why) => `not logged in to ${key} in ${store.path}; ${why}`
+          })
+        })
+      }
+      yield* Console.log(`Removed login credentials for ${key}`)
+      if (Option.isSome(elsewhere)) yield* Effect.logWarning(elsewhere.value)
+    })
+).pipe(Command.withDescription(
+  "Remove stored credentials from microagent's own store.\nExample: microagent registry logout ghcr.io"
+))
+
+const listingJson = (l: Listing) => ({
+  registry: l.registry,
+  username: l.username,
+  source: l.source,
+  shadowed: l.shadowed,
+  invalid: l.invalid ?? null
+})
+
+/** Aligned columns: key, user, source, then what makes the entry special. */
+const listingLines = (rows: ReadonlyArray<Listing>): ReadonlyArray<string> => {
+  const width = (pick: (l: Listing) => string) => Math.max(...rows.map((r) => pick(r).length))
+  const user = (l: Listing) => l.invalid !== undefined ? "-" : l.username === "" ? "<identity token>" : l.username
+  const [wk, wu, ws] = [width((l) => l.registry), width(user), width((l) => l.source)]
+  return rows.map((l) => {
+    const notes = [l.shadowed ? "(shadowed)" : "", l.invalid !== undefined ? `(invalid: ${l.invalid})` : ""].filter((n) => n)
+    return [l.registry.padEnd(wk), user(l).padEnd(wu), notes.length ? l.source.padEnd(ws) : l.source, ...notes].join("  ").trimEnd()
+  })
+}
+
+const list = Command.make(
+  "list",
+  { json: Options.boolean("json").pipe(Options.withDescription("Print a JSON array of {registry, username, source, shadowed, invalid}")) },
+  ({ json }) =>
+    Effect.gen(function*() {
+      const rows = yield* (yield* CredentialResolver).list
+      if (json) return yield* Console.log(JSON.stringify(rows.map(listingJson), null, 2))
+      if (rows.length === 0) {
+        if ((yield* Stdio).stderrIsTTY) yield* Console.error("No stored credentials. Add some with: microagent registry login <registry> -u <user>")
+        return
+      }
+      for (const line of listingLines(rows)) yield* Console.log(line)
+    })
+).pipe(Command.withDescription(
+  "List registries with stored credentials, in resolution order; never prints a secret.\nExample: microagent registry list --json"
+))
+
+export const registry = Command.make("registry").pipe(
+  Command.withDescription("Manage registry credentials (login, logout, list)"),
+  Command.withSubcommands([login, logout, list])
+)

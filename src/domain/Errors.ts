@@ -1,0 +1,72 @@
+/**
+ * The typed failures of SPEC §5. Each carries a one-line `message` (never a secret) and,
+ * where one helps, a `hint`; the CLI maps each tag to its exit code.
+ */
+import * as Schema from "effect/Schema"
+
+const hint = Schema.optional(Schema.String)
+
+/** [E4] A bad flag, argument, key or reference. */
+export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", {
+  message: Schema.String,
+  hint
+}) {}
+
+/** [E2] An auth file that exists but cannot be used ([C9]). */
+export class AuthFileError extends Schema.TaggedError<AuthFileError>()("AuthFileError", {
+  path: Schema.String,
+  key: Schema.optional(Schema.String),
+  reason: Schema.String,
+  message: Schema.String,
+  hint
+}) {
+  static of(path: string, reason: string, key?: string): AuthFileError {
+    const where = key === undefined ? path : `${path}, key "${key}"`
+    return new AuthFileError({ path, reason, message: `cannot use auth file ${where}: ${reason}`, ...(key === undefined ? {} : { key }) })
+  }
+}
+
+/** [E1] The registry demands credentials and none resolve. */
+export class MissingCredentials extends Schema.TaggedError<MissingCredentials>()("MissingCredentials", {
+  registry: Schema.String,
+  message: Schema.String,
+  hint
+}) {}
+
+/** [E3] The registry rejected the credentials it was given. */
+export class RegistryDenied extends Schema.TaggedError<RegistryDenied>()("RegistryDenied", {
+  registry: Schema.String,
+  repository: Schema.optional(Schema.String),
+  action: Schema.String,
+  /** The file the rejected credentials came from, when they came from one. */
+  source: Schema.optional(Schema.String),
+  message: Schema.String,
+  hint
+}) {}
+
+/** [E5] DNS, connect or TLS failure, an answer that is not a registry's, or retries exhausted. */
+export class RegistryUnavailable extends Schema.TaggedError<RegistryUnavailable>()("RegistryUnavailable", {
+  registry: Schema.String,
+  reason: Schema.String,
+  message: Schema.String,
+  hint
+}) {
+  static of(registry: string, reason: string): RegistryUnavailable {
+    return new RegistryUnavailable({ registry, reason, message: `registry ${registry} is unavailable: ${reason}` })
+  }
+}
+
+/** [O2] logout of a key that microagent's own store does not hold. */
+export class NotLoggedIn extends Schema.TaggedError<NotLoggedIn>()("NotLoggedIn", {
+  key: Schema.String,
+  message: Schema.String,
+  hint
+}) {}
+
+export type MicroagentError =
+  | UsageError
+  | AuthFileError
+  | MissingCredentials
+  | RegistryDenied
+  | RegistryUnavailable
+  | NotLoggedIn
