@@ -32,6 +32,12 @@ class Scanner {
     while (!this.done && tchar.test(this.peek()!)) this.pos++
     return this.text.slice(start, this.pos)
   }
+  /** An unquoted value, read leniently up to the next separator (registries send bare URLs). */
+  bare() {
+    const start = this.pos
+    while (!this.done && !/[,\s]/.test(this.peek()!)) this.pos++
+    return this.text.slice(start, this.pos)
+  }
   quoted() {
     let out = ""
     this.pos++ // opening quote
@@ -70,7 +76,7 @@ export const parse = (headers: string | ReadonlyArray<string>): ReadonlyArray<Ch
         }
         s.pos++ // '='
         s.skipSpace()
-        params[name.toLowerCase()] = s.peek() === "\"" ? s.quoted() : s.token()
+        params[name.toLowerCase()] = s.peek() === "\"" ? s.quoted() : s.bare()
       }
       challenges.push({ scheme: scheme.toLowerCase(), params })
     }
