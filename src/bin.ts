@@ -14,7 +14,7 @@ import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
 import * as AuthStore from "./AuthStore.js"
 import { run } from "./cli/main.js"
-import { exitCode, report, stderrLogger } from "./cli/output.js"
+import { exitCode, report, stderrLogger, withPlainText } from "./cli/output.js"
 import { Stdio } from "./cli/Stdio.js"
 import * as CredentialResolver from "./CredentialResolver.js"
 import * as RegistryClient from "./RegistryClient.js"
@@ -40,7 +40,10 @@ const MainLive = Layer.mergeAll(Services, StdioLive, CliConfig.layer({ showBuilt
   Layer.provideMerge(Logger.replace(Logger.defaultLogger, stderrLogger))
 )
 
+const noColor = (process.env["NO_COLOR"] ?? "") !== ""
+
 Effect.suspend(() => run(MICROAGENT_VERSION)(process.argv)).pipe(
+  withPlainText({ stdout: noColor || !process.stdout.isTTY, stderr: noColor || !process.stderr.isTTY }),
   Effect.provide(MainLive),
   Effect.tapErrorCause(report),
   NodeRuntime.runMain({

@@ -81,3 +81,22 @@ export const stderrLogger = Logger.make(({ cause, logLevel, message }) => {
   if (!Cause.isEmpty(cause)) parts.push(Cause.pretty(cause))
   process.stderr.write(`${prefixes[logLevel._tag] ?? logLevel.label.toLowerCase()}: ${parts.join(" ")}\n`)
 })
+
+// eslint-disable-next-line no-control-regex
+const ansi = /\x1b\[[0-9;]*m/g
+
+/**
+ * @effect/cli styles its help and errors with ANSI codes whatever the stream; a pipe, a log file
+ * or `NO_COLOR` gets plain text instead.
+ */
+export const withPlainText = (plain: { readonly stdout: boolean; readonly stderr: boolean }) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  !plain.stdout && !plain.stderr ? self : Console.consoleWith((console) =>
+    Console.withConsole(self, {
+      ...console,
+      log: (...args) => console.log(...(plain.stdout ? args.map(stripAnsi) : args)),
+      error: (...args) => console.error(...(plain.stderr ? args.map(stripAnsi) : args))
+    })
+  )
+
+const stripAnsi = (u: unknown): unknown => typeof u === "string" ? u.replace(ansi, "") : u

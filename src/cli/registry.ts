@@ -81,10 +81,7 @@ const login = Command.make(
       yield* Console.log("Login Succeeded")
       yield* Console.log(`Credentials for ${key} saved to ${store.path}`)
     })
-).pipe(Command.withDescription(
-  "Store registry credentials, after checking them with the registry.\n" +
-    "Example: printf '%s\\n' \"$TOKEN\" | microagent registry login ghcr.io -u me --password-stdin"
-))
+).pipe(Command.withDescription("Store registry credentials, after checking them with the registry"))
 
 const logout = Command.make(
   "logout",
@@ -119,9 +116,7 @@ const logout = Command.make(
       yield* Console.log(`Removed login credentials for ${key}`)
       if (Option.isSome(elsewhere)) yield* Effect.logWarning(elsewhere.value)
     })
-).pipe(Command.withDescription(
-  "Remove stored credentials from microagent's own store.\nExample: microagent registry logout ghcr.io"
-))
+).pipe(Command.withDescription("Remove stored credentials from microagent's own store"))
 
 const listingJson = (l: Listing) => ({
   registry: l.registry,
@@ -155,9 +150,7 @@ const list = Command.make(
       }
       for (const line of listingLines(rows)) yield* Console.log(line)
     })
-).pipe(Command.withDescription(
-  "List registries with stored credentials, in resolution order; never prints a secret.\nExample: microagent registry list --json"
-))
+).pipe(Command.withDescription("List registries with stored credentials, in resolution order (never a secret)"))
 
 export const registry = Command.make("registry").pipe(
   Command.withDescription("Manage registry credentials (login, logout, list)"),
