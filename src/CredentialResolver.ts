@@ -81,7 +81,7 @@ export const make = Effect.gen(function*() {
       : undefined
     return named === undefined
       ? Effect.void
-      : warnOnce(`${file.path}: ${named}; microagent never runs credential helpers and uses only the file's auths entries`)
+      : warnOnce(`${file.path}: ${named}, ignored: microagent never runs credential helpers and uses only the file's auths entries`)
   }
 
   const find = (file: AuthFile.AuthFile, target: AuthKey.AuthKey) =>
@@ -113,6 +113,7 @@ export const make = Effect.gen(function*() {
     if (authFile === undefined) return Option.none()
     const target = yield* parseTarget(key)
     const file = yield* loadSource(authFile)
+    yield* noteHelpers(file, target.host)
     return Option.map(AuthFile.lookup(file, target), (entry) => ({ file: file.path, key: entry.rawKey }))
   })
 

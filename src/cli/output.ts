@@ -48,11 +48,13 @@ export const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
 export const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
   if (Cause.isInterruptedOnly(cause)) return Effect.void
   return Option.match(Cause.failureOption(cause), {
-    onNone: () =>
-      Effect.zipRight(
-        Console.error(`error: internal error: ${Cause.squash(cause) instanceof Error ? (Cause.squash(cause) as Error).message : "unknown"} (run with --log-level debug for details)`),
+    onNone: () => {
+      const defect = Cause.squash(cause)
+      return Effect.zipRight(
+        Console.error(`error: internal error: ${defect instanceof Error ? defect.message : String(defect)} (run with --log-level debug for details)`),
         Effect.logDebug(cause)
-      ),
+      )
+    },
     onSome: (e) =>
       ValidationError.isValidationError(e) || isQuit(e)
         ? Effect.void

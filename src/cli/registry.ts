@@ -17,10 +17,11 @@ import { NotLoggedIn, UsageError } from "../domain/Errors.js"
 import { RegistryClient } from "../RegistryClient.js"
 import { Stdio } from "./Stdio.js"
 
+/** [L1]: a registry or namespace key, normalised; its host is what login talks to. */
 const canonicalKey = (raw: string) =>
-  Either.match(AuthKey.normalize(raw), {
+  Either.match(AuthKey.parse(raw), {
     onLeft: (reason) => Effect.fail(new UsageError({ message: `invalid registry: ${reason}`, hint: "e.g. ghcr.io, localhost:5000, registry.example.com/team" })),
-    onRight: Effect.succeed
+    onRight: ({ key }) => Effect.succeed({ key: AuthKey.format(key), host: key.host })
   })
 
 /** [L3]: all of stdin, less one trailing `\n` (and a `\r` before it). */
@@ -57,18 +58,17 @@ const login = Command.make(
   },
   ({ noVerify, passwordStdin, registry, username }) =>
     Effect.gen(function*() {
-      const key = yield* canonicalKey(registry)
+      const { host, key } = yield* canonicalKey(registry)
       if (username === "" || username.includes(":")) {
         return yield* new UsageError({ message: `invalid user name: it must be non-empty and may not contain ':'` })
       }
       const password = yield* readPassword(passwordStdin, username, key)
       if (Redacted.value(password) === "") return yield* new UsageError({ message: "the password is empty" })
-      const parsed = Either.getOrThrow(AuthKey.parse(key)).key
-      const check = noVerify ? "skipped" : yield* (yield* RegistryClient).checkLogin(parsed.host, username, password)
+      const check = noVerify ? "skipped" : yield* (yield* RegistryClient).checkLogin(host, username, password)
       const store = yield* AuthStore
       yield* store.upsert(key, username, password)
       if (check === "unverified") {
-        yield* Effect.logWarning(`${parsed.host} asks for no credentials, so they could not be checked; stored anyway`)
+        yield* Effect.logWarning(`${host} asks for no credentials, so they could not be checked; stored anyway`)
       } else if (check === "skipped") {
         yield* Effect.logWarning("--no-verify: the credentials were stored without being checked")
       }
@@ -99,7 +99,7 @@ const logout = Command.make(
         const removed = yield* store.removeAll
         return yield* Console.log(`Removed login credentials for all registries (${removed} in ${store.path})`)
       }
-      const key = yield* canonicalKey(registry.value)
+      const { key } = yield* canonicalKey(registry.value)
       const removed = yield* store.remove(key)
       const shadow = yield* (yield* CredentialResolver).shadowing(key)
       const elsewhere = Option.map(shadow, (s) =>
