@@ -1,22 +1,49 @@
 /**
- * RegistryClient: speaks the distribution protocol (SPEC §4). So far: the login handshake of
- * [L5], on the transport rules of [P1] (https first; http only for loopback hosts).
+ * RegistryClient: speaks the distribution protocol (SPEC §4): the login handshake ([L5]),
+ * manifests ([P4]), blobs with resume ([P5]), uploads ([P6]) and tag lists ([P9]), over the
+ * transport rules of [P1], [P3], [P7] and the auth of [P2].
  */
+import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
-import * as Ref from "effect/Ref"
+import * as Stream from "effect/Stream"
+import { CredentialResolver } from "./CredentialResolver.js"
 import * as Challenge from "./domain/Challenge.js"
-import { RegistryDenied, RegistryUnavailable } from "./domain/Errors.js"
-import * as Endpoint from "./registry/Endpoint.js"
+import * as Credential from "./domain/Credential.js"
+import * as Digest from "./domain/Digest.js"
+import { DigestMismatch, NotFound, RegistryDenied, RegistryUnavailable } from "./domain/Errors.js"
+import * as Manifest from "./domain/Manifest.js"
+import * as Auth from "./registry/Auth.js"
+import * as Transport from "./registry/Transport.js"
 
 /** `verified`: the registry accepted the credentials; `unverified`: it asks for none ([L5]). */
 export type LoginCheck = "verified" | "unverified"
+
+/** Hosts given with `--insecure`: http after https fails, and unverified certificates ([P1]). */
+export class InsecureRegistries extends Context.Reference<InsecureRegistries>()("microagent/InsecureRegistries", {
+  defaultValue: (): ReadonlySet<string> => new Set()
+}) {}
+
+export interface Repository {
+  readonly registry: string
+  readonly repository: string
+}
+
+export interface FetchedManifest {
+  readonly bytes: Uint8Array
+  readonly mediaType: string
+  readonly digest: string
+  readonly manifest: Manifest.Manifest
+}
+
+export type Error = Auth.AuthError | NotFound | DigestMismatch
+
+export type UploadOutcome = "exists" | "mounted" | "uploaded"
 
 export interface RegistryClientService {
   /** Checks credentials for a registry host[:port] the way [L5] says, without storing anything. */
@@ -25,132 +52,294 @@ export interface RegistryClientService {
     username: string,
     password: Redacted.Redacted<string>
   ) => Effect.Effect<LoginCheck, RegistryDenied | RegistryUnavailable>
+  /** A manifest by tag or digest, its digest computed from the exact bytes ([P4]). */
+  readonly getManifest: (repo: Repository, reference: string) => Effect.Effect<FetchedManifest, Error>
+  /**
+   * A blob's bytes, verified: the stream fails with DigestMismatch instead of ending when size or
+   * digest is wrong, and resumes with `Range` after a cut connection ([P5]).
+   */
+  readonly blob: (repo: Repository, descriptor: Manifest.Descriptor) => Stream.Stream<Uint8Array, Error>
+  /** HEAD, then mount from `mountFrom` in the same registry, then POST + streaming PUT ([P6]). */
+  readonly uploadBlob: (
+    repo: Repository,
+    descriptor: Manifest.Descriptor,
+    body: () => Stream.Stream<Uint8Array, unknown>,
+    mountFrom?: string
+  ) => Effect.Effect<UploadOutcome, Error>
+  readonly putManifest: (repo: Repository, reference: string, bytes: Uint8Array, mediaType: string) => Effect.Effect<void, Error>
+  /** Every tag, following `Link` pagination ([P9]). */
+  readonly listTags: (repo: Repository) => Effect.Effect<ReadonlyArray<string>, Error>
 }
 
 export class RegistryClient extends Context.Tag("microagent/RegistryClient")<RegistryClient, RegistryClientService>() {}
 
-const causeText = (error: HttpClientError.HttpClientError): string => {
-  let cause: unknown = error.cause
-  // undici wraps the socket error; the innermost code says most ("ECONNREFUSED", a TLS reason).
-  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause
-  if (cause instanceof Error) {
-    const code = (cause as { code?: unknown }).code
-    return typeof code === "string" && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
-  }
-  return error.message
+export interface Options {
+  readonly transport?: Transport.Options
 }
 
-export const make = Effect.gen(function*() {
-  const client = yield* HttpClient.HttpClient
-  /** The scheme chosen per host, remembered for the run ([P1]). */
-  const schemes = yield* Ref.make(new Map<string, "https" | "http">())
-
-  const unavailable = (registry: string) => (error: HttpClientError.HttpClientError) =>
-    RegistryUnavailable.of(registry, causeText(error))
-
-  /** Sends a request to the registry itself, choosing https or (loopback only) http. */
-  const send = (registry: string, path: string, auth?: (r: HttpClientRequest.HttpClientRequest) => HttpClientRequest.HttpClientRequest) =>
-    Effect.gen(function*() {
-      const host = Endpoint.apiHost(registry)
-      const request = (scheme: string) => {
-        const r = HttpClientRequest.get(`${scheme}://${host}${path}`)
-        return client.execute(auth ? auth(r) : r)
+/** The registry's own words (`{"errors":[{code,message}]}`), capped, when it said any. */
+const registryMessage = (response: HttpClientResponse.HttpClientResponse) =>
+  response.text.pipe(
+    Effect.map((text) => {
+      try {
+        const first = (JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> }).errors?.[0]
+        return first ? `: ${[first.code, first.message].filter(Boolean).join(" ")}`.slice(0, 300) : ""
+      } catch {
+        return ""
       }
-      const known = (yield* Ref.get(schemes)).get(host)
-      if (known) return yield* request(known).pipe(Effect.mapError(unavailable(registry)))
-      const response = yield* request("https").pipe(
-        Effect.tap(() => Ref.update(schemes, (m) => new Map(m).set(host, "https"))),
-        Effect.catchTag("RequestError", (error) =>
-          Endpoint.isLoopback(host)
-            ? request("http").pipe(Effect.tap(() => Ref.update(schemes, (m) => new Map(m).set(host, "http"))))
-            : Effect.fail(error))
+    }),
+    Effect.orElseSucceed(() => "")
+  )
+
+const unexpected = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>
+  registryMessage(response).pipe(
+    Effect.flatMap((said) => RegistryUnavailable.of(registry, `${what} answered HTTP ${response.status}${said}`))
+  )
+
+const notFound = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>
+  registryMessage(response).pipe(
+    Effect.flatMap((said) => new NotFound({ registry, what, message: `${what} not found on ${registry}${said}` }))
+  )
+
+const pull = (repository: string): ReadonlyArray<Auth.Scope> => [{ repository, actions: ["pull"] }]
+const push = (repository: string, mountFrom?: string): ReadonlyArray<Auth.Scope> => [
+  { repository, actions: ["push", "pull"] },
+  ...(mountFrom ? [{ repository: mountFrom, actions: ["pull"] as const }] : [])
+]
+
+const mismatch = (expected: string, actual: string, what: string) =>
+  new DigestMismatch({ expected, actual, message: `${what}: expected ${expected}, got ${actual}; nothing was stored` })
+
+export const make = (options: Options = {}) =>
+  Effect.gen(function*() {
+    const resolver = yield* CredentialResolver
+    const transport = yield* Transport.make(yield* HttpClient.HttpClient, options.transport)
+    const auth = Auth.make(transport, resolver)
+
+    const checkLogin = Effect.fn("RegistryClient.checkLogin")(function*(
+      registry: string,
+      username: string,
+      password: Redacted.Redacted<string>
+    ) {
+      const ping = yield* transport.ping(registry)
+      if (ping.status === 200) return "unverified" as const
+      if (ping.status !== 401) return yield* RegistryUnavailable.of(registry, `/v2/ answered HTTP ${ping.status}; is this an OCI registry?`)
+      const challenge = Challenge.preferred(Challenge.parse(ping.challenge ?? ""))
+      if (!challenge) return yield* RegistryUnavailable.of(registry, "/v2/ demands authentication with no Bearer or Basic challenge")
+      // The handshake of a login is the ordinary authenticated ping, with the typed-in credentials.
+      const credential: Credential.Credential = {
+        _tag: "Credential",
+        username,
+        password,
+        identityToken: undefined,
+        source: { file: "the login command", key: registry }
+      }
+      const once = Auth.make(transport, { ...resolver, resolve: () => Effect.succeed(credential) })
+      const response = yield* once.call(registry, [], { method: "GET", url: "/v2/" }).pipe(
+        Effect.catchTags({
+          RegistryDenied: () =>
+            new RegistryDenied({ registry, action: "login", message: `${registry} rejected the credentials (invalid user name or password)` }),
+          MissingCredentials: (e) => RegistryUnavailable.of(registry, e.message),
+          AuthFileError: (e) => RegistryUnavailable.of(registry, e.message),
+          UsageError: (e) => RegistryUnavailable.of(registry, e.message)
+        })
       )
-      return response
-    }).pipe(Effect.mapError((e) => e instanceof RegistryUnavailable ? e : unavailable(registry)(e)))
-
-  const drain = (response: HttpClientResponse.HttpClientResponse) => Effect.ignore(response.text)
-
-  const denied = (registry: string, status: number) =>
-    new RegistryDenied({
-      registry,
-      action: "login",
-      message: `${registry} rejected the credentials (HTTP ${status}: invalid user name or password)`
-    })
-
-  const unexpected = (registry: string, what: string, status: number) =>
-    RegistryUnavailable.of(registry, `${what} answered HTTP ${status}; is this an OCI registry?`)
-
-  /** Maps the final `/v2/` answer of a handshake. */
-  const judge = (registry: string, response: HttpClientResponse.HttpClientResponse) =>
-    Effect.gen(function*() {
-      yield* drain(response)
+      yield* Transport.drain(response)
       if (response.status === 200) return "verified" as const
-      if (response.status === 401 || response.status === 403) return yield* denied(registry, response.status)
-      return yield* unexpected(registry, "/v2/", response.status)
+      return yield* RegistryUnavailable.of(registry, `/v2/ answered HTTP ${response.status}; is this an OCI registry?`)
     })
 
-  const bearer = Effect.fnUntraced(function*(
-    registry: string,
-    challenge: Challenge.Challenge,
-    pingUrl: string,
-    username: string,
-    password: Redacted.Redacted<string>
-  ) {
-    const realm = challenge.params["realm"]
-    if (!realm) return yield* RegistryUnavailable.of(registry, "its Bearer challenge names no realm")
-    const url = new URL(realm, pingUrl)
-    if (challenge.params["service"]) url.searchParams.set("service", challenge.params["service"])
-    url.searchParams.set("account", username)
-    const tokenResponse = yield* client.execute(
-      HttpClientRequest.get(url.toString()).pipe(HttpClientRequest.basicAuth(username, password))
-    ).pipe(Effect.mapError(unavailable(registry)))
-    if (tokenResponse.status === 401 || tokenResponse.status === 403) {
-      yield* drain(tokenResponse)
-      return yield* denied(registry, tokenResponse.status)
-    }
-    if (tokenResponse.status !== 200) {
-      yield* drain(tokenResponse)
-      return yield* RegistryUnavailable.of(registry, `its token server ${url.origin} answered HTTP ${tokenResponse.status}`)
-    }
-    const body = yield* tokenResponse.json.pipe(Effect.orElseSucceed(() => ({})))
-    const token = tokenField(body)
-    if (token === undefined) return yield* RegistryUnavailable.of(registry, `its token server ${url.origin} sent no token`)
-    return yield* send(registry, "/v2/", HttpClientRequest.bearerToken(token)).pipe(
-      Effect.flatMap((response) => judge(registry, response))
-    )
-  })
-
-  const checkLogin = Effect.fn("RegistryClient.checkLogin")(function*(
-    registry: string,
-    username: string,
-    password: Redacted.Redacted<string>
-  ) {
-    const ping = yield* send(registry, "/v2/")
-    yield* drain(ping)
-    if (ping.status === 200) return "unverified" as const
-    if (ping.status !== 401) return yield* unexpected(registry, "/v2/", ping.status)
-    const challenge = Challenge.preferred(Challenge.parse(ping.headers["www-authenticate"] ?? ""))
-    if (challenge?.scheme === "bearer") return yield* bearer(registry, challenge, ping.request.url, username, password)
-    if (challenge?.scheme === "basic") {
-      return yield* send(registry, "/v2/", HttpClientRequest.basicAuth(username, password)).pipe(
-        Effect.flatMap((response) => judge(registry, response))
+    const getManifest = Effect.fn("RegistryClient.getManifest")(function*(repo: Repository, reference: string) {
+      const what = `manifest ${repo.repository}:${reference}`
+      const response = yield* auth.call(repo.registry, pull(repo.repository), {
+        method: "GET",
+        url: `/v2/${repo.repository}/manifests/${reference}`,
+        headers: { accept: Manifest.accept }
+      })
+      if (response.status === 404) return yield* notFound(repo.registry, what, response)
+      if (response.status !== 200) return yield* unexpected(repo.registry, what, response)
+      const bytes = yield* readCapped(response, Manifest.maxBytes).pipe(
+        Effect.mapError((reason) => RegistryUnavailable.of(repo.registry, `${what}: ${reason}`))
       )
+      const digest = Digest.format(Digest.of(bytes))
+      if (reference.includes(":") && reference !== digest) return yield* mismatch(reference, digest, what)
+      const served = response.headers["docker-content-digest"]
+      if (served?.startsWith("sha256:") && served !== digest) return yield* mismatch(served, digest, `${what} (Docker-Content-Digest)`)
+      const contentType = response.headers["content-type"]
+      const manifest = yield* Either.mapLeft(
+        Manifest.parse(bytes, contentType),
+        (reason) => RegistryUnavailable.of(repo.registry, `${what}: ${reason}`)
+      )
+      return { bytes, digest, manifest, mediaType: manifest.mediaType }
+    })
+
+    const blob = (repo: Repository, descriptor: Manifest.Descriptor): Stream.Stream<Uint8Array, Error> =>
+      Stream.suspend(() => {
+        const parsed = Digest.parse(descriptor.digest)
+        if (Either.isLeft(parsed)) return Stream.fail(mismatch(descriptor.digest, "an unusable digest", "blob"))
+        const hash = Digest.hasher(parsed.right.algorithm)
+        const what = `blob ${descriptor.digest}`
+        let received = 0
+        let cuts = 0
+
+        const attempt = (): Stream.Stream<Uint8Array, Error> =>
+          Stream.unwrap(Effect.gen(function*() {
+            const response = yield* auth.call(repo.registry, pull(repo.repository), {
+              method: "GET",
+              url: `/v2/${repo.repository}/blobs/${descriptor.digest}`,
+              // Always the registry URL, never a redirect target that may have expired ([P5]).
+              headers: received > 0 ? { range: `bytes=${received}-` } : {}
+            })
+            if (response.status === 404) return yield* notFound(repo.registry, what, response)
+            if (response.status !== 200 && response.status !== 206) return yield* unexpected(repo.registry, what, response)
+            // A 200 to a range request starts over: skip what we already have.
+            let skip = response.status === 200 ? received : 0
+            return response.stream.pipe(
+              Stream.mapError((e) => ({ _tag: "Cut" as const, reason: e.message })),
+              Stream.map((chunk) => {
+                if (skip > 0) {
+                  const dropped = Math.min(skip, chunk.length)
+                  skip -= dropped
+                  chunk = chunk.subarray(dropped)
+                }
+                received += chunk.length
+                hash.update(chunk)
+                return chunk
+              })
+            )
+          })).pipe(
+            Stream.catchAll((e): Stream.Stream<Uint8Array, Error> =>
+              "_tag" in e && e._tag === "Cut"
+                ? ++cuts <= 5
+                  ? attempt()
+                  : Stream.fail(RegistryUnavailable.of(repo.registry, `${what}: the connection broke ${cuts} times (${e.reason})`))
+                : Stream.fail(e as Error)
+            )
+          )
+
+        const verify = Effect.suspend(() => {
+          if (received !== descriptor.size) {
+            return Effect.fail(mismatch(`${descriptor.size} bytes`, `${received} bytes`, what))
+          }
+          const actual = `${parsed.right.algorithm}:${hash.digest("hex")}`
+          return actual === descriptor.digest ? Effect.void : Effect.fail(mismatch(descriptor.digest, actual, what))
+        })
+        return Stream.concat(attempt(), Stream.drain(Stream.fromEffect(verify)))
+      })
+
+    const location = (response: HttpClientResponse.HttpClientResponse) => {
+      const value = response.headers["location"]
+      // Relative or absolute, resolved against the response that carried it, query kept ([P6]).
+      return value === undefined ? undefined : new URL(value, response.request.url)
     }
-    return yield* RegistryUnavailable.of(registry, "/v2/ demands authentication with no Bearer or Basic challenge")
+
+    const uploadBlob = Effect.fn("RegistryClient.uploadBlob")(function*(
+      repo: Repository,
+      descriptor: Manifest.Descriptor,
+      body: () => Stream.Stream<Uint8Array, unknown>,
+      mountFrom?: string
+    ) {
+      const what = `blob ${descriptor.digest}`
+      const scopes = push(repo.repository, mountFrom)
+      const head = yield* auth.call(repo.registry, scopes, { method: "HEAD", url: `/v2/${repo.repository}/blobs/${descriptor.digest}` })
+      yield* Transport.drain(head)
+      if (head.status === 200) return "exists" as const
+
+      let session: URL | undefined
+      if (mountFrom !== undefined && mountFrom !== repo.repository) {
+        const mount = yield* auth.call(repo.registry, scopes, {
+          method: "POST",
+          url: `/v2/${repo.repository}/blobs/uploads/?mount=${encodeURIComponent(descriptor.digest)}&from=${encodeURIComponent(mountFrom)}`
+        }).pipe(Effect.either)
+        if (Either.isRight(mount)) {
+          yield* Transport.drain(mount.right)
+          if (mount.right.status === 201) return "mounted" as const
+          if (mount.right.status === 202) session = location(mount.right)
+        }
+      }
+      for (let attempt = 1; ; attempt++) {
+        if (session === undefined) {
+          const started = yield* auth.call(repo.registry, scopes, { method: "POST", url: `/v2/${repo.repository}/blobs/uploads/` })
+          if (started.status !== 202) return yield* unexpected(repo.registry, `starting the upload of ${what}`, started)
+          yield* Transport.drain(started)
+          session = location(started)
+          if (session === undefined) return yield* RegistryUnavailable.of(repo.registry, `starting the upload of ${what}: no Location`)
+        }
+        session.searchParams.set("digest", descriptor.digest)
+        const target = session.toString()
+        session = undefined
+        const put = yield* auth.call(repo.registry, scopes, {
+          method: "PUT",
+          url: target,
+          body: () => HttpBody.stream(body(), "application/octet-stream", descriptor.size)
+        }).pipe(Effect.either)
+        if (Either.isRight(put) && put.right.status === 201) {
+          yield* Transport.drain(put.right)
+          return "uploaded" as const
+        }
+        // A failed session is not resumed: uploads retry by starting a new one ([P7]).
+        const transient = Either.isLeft(put)
+          ? put.left._tag === "RegistryUnavailable"
+          : [408, 429, 500, 502, 503, 504].includes(put.right.status)
+        if (!transient || attempt >= 5) {
+          if (Either.isLeft(put)) return yield* put.left
+          if (put.right.status === 400) {
+            const said = yield* registryMessage(put.right)
+            if (said.includes("DIGEST_INVALID")) return yield* mismatch(descriptor.digest, "other content", `uploading ${what}`)
+          }
+          return yield* unexpected(repo.registry, `uploading ${what}`, put.right)
+        }
+        if (Either.isRight(put)) yield* Transport.drain(put.right)
+      }
+    })
+
+    const putManifest = Effect.fn("RegistryClient.putManifest")(function*(
+      repo: Repository,
+      reference: string,
+      bytes: Uint8Array,
+      mediaType: string
+    ) {
+      const response = yield* auth.call(repo.registry, push(repo.repository), {
+        method: "PUT",
+        url: `/v2/${repo.repository}/manifests/${reference}`,
+        retry: true,
+        body: () => HttpBody.uint8Array(bytes, mediaType)
+      })
+      if (response.status !== 201 && response.status !== 200) {
+        return yield* unexpected(repo.registry, `pushing manifest ${repo.repository}:${reference}`, response)
+      }
+      yield* Transport.drain(response)
+    })
+
+    const listTags = Effect.fn("RegistryClient.listTags")(function*(repo: Repository) {
+      const tags: Array<string> = []
+      let url: string | undefined = `/v2/${repo.repository}/tags/list?n=100`
+      for (let page = 0; url !== undefined && page < 10_000; page++) {
+        const response: HttpClientResponse.HttpClientResponse = yield* auth.call(repo.registry, pull(repo.repository), { method: "GET", url })
+        if (response.status === 404) return yield* notFound(repo.registry, `repository ${repo.repository}`, response)
+        if (response.status !== 200) return yield* unexpected(repo.registry, `tags of ${repo.repository}`, response)
+        const body = (yield* response.json.pipe(Effect.orElseSucceed(() => ({})))) as { tags?: unknown }
+        if (Array.isArray(body.tags)) tags.push(...body.tags.filter((t): t is string => typeof t === "string"))
+        // Followed verbatim: some registries' `next` is opaque ([P9]).
+        const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers["link"] ?? "")?.[1]
+        url = next === undefined ? undefined : new URL(next, response.request.url).toString()
+      }
+      return tags
+    })
+
+    return RegistryClient.of({ checkLogin, getManifest, blob, uploadBlob, putManifest, listTags })
   })
 
-  return RegistryClient.of({ checkLogin })
-})
+/** Reads a body up to `limit` bytes; a larger one is refused, not truncated. */
+const readCapped = (response: HttpClientResponse.HttpClientResponse, limit: number) =>
+  response.stream.pipe(
+    Stream.mapError((e) => e.message),
+    Stream.runFoldEffect({ parts: [] as Array<Uint8Array>, size: 0 }, (acc, chunk) =>
+      acc.size + chunk.length > limit
+        ? Effect.fail(`larger than the ${limit / 1024 / 1024} MiB cap`)
+        : Effect.succeed({ parts: [...acc.parts, chunk], size: acc.size + chunk.length })),
+    Effect.map(({ parts }) => new Uint8Array(Buffer.concat(parts)))
+  )
 
-const tokenField = (body: unknown): string | undefined => {
-  if (typeof body !== "object" || body === null) return undefined
-  const { access_token, token } = body as { token?: unknown; access_token?: unknown }
-  return typeof token === "string" && token !== ""
-    ? token
-    : typeof access_token === "string" && access_token !== ""
-    ? access_token
-    : undefined
-}
-
-/** Needs an HttpClient: Node programs provide `NodeHttpClient.layerUndici`. */
-export const layer = Layer.effect(RegistryClient, make)
+/** Needs an HttpClient (Node programs provide `NodeHttpClient.layerUndici`) and CredentialResolver. */
+export const layer = (options: Options = {}) => Layer.effect(RegistryClient, make(options))

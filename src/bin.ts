@@ -30,9 +30,10 @@ const StdioLive = Layer.succeed(Stdio, {
   )
 })
 
-const Services = Layer.mergeAll(
-  CredentialResolver.layer.pipe(Layer.provideMerge(AuthStore.layer())),
-  RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layerUndici))
+const Services = RegistryClient.layer().pipe(
+  Layer.provideMerge(CredentialResolver.layer),
+  Layer.provideMerge(AuthStore.layer()),
+  Layer.provide(NodeHttpClient.layerUndici)
 )
 
 const MainLive = Layer.mergeAll(Services, StdioLive, CliConfig.layer({ showBuiltIns: false })).pipe(

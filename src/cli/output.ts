@@ -23,7 +23,10 @@ const codes: Record<MicroagentError["_tag"], number> = {
   MissingCredentials: ExitCode.credentials,
   RegistryDenied: ExitCode.denied,
   RegistryUnavailable: ExitCode.failure,
-  NotLoggedIn: ExitCode.failure
+  NotLoggedIn: ExitCode.failure,
+  InvalidReference: ExitCode.usage,
+  NotFound: ExitCode.failure,
+  DigestMismatch: ExitCode.failure
 }
 
 const isQuit = (u: unknown): boolean => typeof u === "object" && u !== null && "_tag" in u && u._tag === "QuitException"

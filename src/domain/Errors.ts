@@ -56,6 +56,29 @@ export class RegistryUnavailable extends Schema.TaggedError<RegistryUnavailable>
   }
 }
 
+/** [E4] A malformed image reference ([I1]). */
+export class InvalidReference extends Schema.TaggedError<InvalidReference>()("InvalidReference", {
+  reference: Schema.String,
+  message: Schema.String,
+  hint
+}) {}
+
+/** [E6] A manifest, tag, blob or repository the registry does not know. */
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
+  registry: Schema.String,
+  what: Schema.String,
+  message: Schema.String,
+  hint
+}) {}
+
+/** [E7] Content that does not match its digest or size; nothing of it is stored. */
+export class DigestMismatch extends Schema.TaggedError<DigestMismatch>()("DigestMismatch", {
+  expected: Schema.String,
+  actual: Schema.String,
+  message: Schema.String,
+  hint
+}) {}
+
 /** [O2] logout of a key that microagent's own store does not hold. */
 export class NotLoggedIn extends Schema.TaggedError<NotLoggedIn>()("NotLoggedIn", {
   key: Schema.String,
@@ -70,3 +93,6 @@ export type MicroagentError =
   | RegistryDenied
   | RegistryUnavailable
   | NotLoggedIn
+  | InvalidReference
+  | NotFound
+  | DigestMismatch

@@ -7,6 +7,7 @@ import { execFile, spawn, type ChildProcess } from "node:child_process"
 import { createSign, randomBytes, X509Certificate } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as http from "node:http"
+import * as https from "node:https"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -22,6 +23,15 @@ export type RegistryAuth =
     readonly grant?: (user: string | undefined, repository: string, requested: ReadonlyArray<string>) => ReadonlyArray<string>
   }
 
+/** Extra options for {@link startRegistry}; everything is optional, so `startRegistry(auth)` keeps working. */
+export interface RegistryOptions {
+  /**
+   * Serve https instead of http (distribution's `http.tls.certificate` / `http.tls.key`), PEM file
+   * paths; see `makeCa` in ./tls.ts for a CA-signed certificate valid for 127.0.0.1 and localhost.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string }
+}
+
 export interface TokenRequest {
   readonly method: string
   readonly query: Record<string, string | Array<string>>
@@ -36,7 +46,7 @@ export interface TokenRequest {
 export interface RegistryHandle {
   /** "127.0.0.1:<port>", what a user types as registry key */
   readonly host: string
-  /** "http://127.0.0.1:<port>" */
+  /** "http://127.0.0.1:<port>", or "https://127.0.0.1:<port>" with the `tls` option */
   readonly url: string
   /** storage root directory */
   readonly dataDir: string
@@ -87,7 +97,7 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-export const startRegistry = async (auth: RegistryAuth): Promise<RegistryHandle> => {
+export const startRegistry = async (auth: RegistryAuth, options: RegistryOptions = {}): Promise<RegistryHandle> => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "microagent-registry-"))
   const dataDir = path.join(dir, "data")
   let token: TokenServer | undefined
@@ -95,12 +105,12 @@ export const startRegistry = async (auth: RegistryAuth): Promise<RegistryHandle>
     await fs.mkdir(dataDir)
     const authConfig = await prepareAuth(auth, dir)
     token = authConfig.token
-    const { child, port } = await spawnWithRetry(dir, dataDir, authConfig.config)
+    const { child, port } = await spawnWithRetry(dir, dataDir, authConfig.config, options.tls)
     const tokenServer = authConfig.token
     let stopped: Promise<void> | undefined
     return {
       host: `127.0.0.1:${port}`,
-      url: `http://127.0.0.1:${port}`,
+      url: `${options.tls === undefined ? "http" : "https"}://127.0.0.1:${port}`,
       dataDir,
       tokenUrl: tokenServer?.url,
       tokenRequests: tokenServer?.requests ?? [],
@@ -128,13 +138,15 @@ interface Spawned {
 
 class PortTaken extends Error {}
 
-const spawnWithRetry = async (dir: string, dataDir: string, auth: object | undefined): Promise<Spawned> => {
+type Tls = RegistryOptions["tls"]
+
+const spawnWithRetry = async (dir: string, dataDir: string, auth: object | undefined, tls: Tls): Promise<Spawned> => {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
     const configPath = path.join(dir, "config.yml")
-    await fs.writeFile(configPath, registryConfig(port, dataDir, auth))
+    await fs.writeFile(configPath, registryConfig(port, dataDir, auth, tls))
     try {
-      return { child: await spawnRegistry(configPath, port), port }
+      return { child: await spawnRegistry(configPath, port, tls !== undefined), port }
     } catch (error) {
       // freePort() only reserves the port until it closes it; another process may win the race.
       if (!(error instanceof PortTaken) || attempt >= START_ATTEMPTS) throw error
@@ -143,7 +155,7 @@ const spawnWithRetry = async (dir: string, dataDir: string, auth: object | undef
 }
 
 // JSON is valid YAML, which spares us a YAML serializer and any quoting questions.
-const registryConfig = (port: number, dataDir: string, auth: object | undefined): string =>
+const registryConfig = (port: number, dataDir: string, auth: object | undefined, tls: Tls): string =>
   JSON.stringify(
     {
       version: "0.1",
@@ -153,7 +165,11 @@ const registryConfig = (port: number, dataDir: string, auth: object | undefined)
         delete: { enabled: true },
         maintenance: { uploadpurging: { enabled: false } }
       },
-      http: { addr: `127.0.0.1:${port}`, secret: "microagent-test-secret" },
+      http: {
+        addr: `127.0.0.1:${port}`,
+        secret: "microagent-test-secret",
+        ...(tls === undefined ? {} : { tls: { certificate: tls.cert, key: tls.key } })
+      },
       health: { storagedriver: { enabled: false } },
       ...(auth === undefined ? {} : { auth })
     },
@@ -165,7 +181,7 @@ const registryConfig = (port: number, dataDir: string, auth: object | undefined)
 const cleanEnv = (): NodeJS.ProcessEnv =>
   Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("REGISTRY_")))
 
-const spawnRegistry = async (configPath: string, port: number): Promise<ChildProcess> => {
+const spawnRegistry = async (configPath: string, port: number, secure: boolean): Promise<ChildProcess> => {
   const child = spawn("docker-registry", ["serve", configPath], { stdio: ["ignore", "pipe", "pipe"], env: cleanEnv() })
   running.add(child)
   child.once("exit", () => running.delete(child))
@@ -173,7 +189,7 @@ const spawnRegistry = async (configPath: string, port: number): Promise<ChildPro
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
   try {
-    await waitReady(child, `http://127.0.0.1:${port}/v2/`)
+    await waitReady(child, `${secure ? "https" : "http"}://127.0.0.1:${port}/v2/`)
     return child
   } catch (error) {
     await killProcess(child)
@@ -190,7 +206,7 @@ const waitReady = async (child: ChildProcess, url: string): Promise<void> => {
       throw new Error(`exited with ${child.exitCode ?? child.signalCode}`)
     }
     try {
-      await fetch(url, { signal: AbortSignal.timeout(1_000) })
+      await probe(url)
       return
     } catch {
       await sleep(50)
@@ -198,6 +214,21 @@ const waitReady = async (child: ChildProcess, url: string): Promise<void> => {
   }
   throw new Error(`no answer from ${url} within ${READY_TIMEOUT_MS} ms`)
 }
+
+/**
+ * Resolves on any HTTP answer. https skips verification: readiness is about the process listening,
+ * and the harness does not know which CA signed the certificate it was given.
+ */
+const probe = (url: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const options = { timeout: 1_000, rejectUnauthorized: false }
+    const request = (url.startsWith("https:") ? https : http).get(url, options, (response) => {
+      response.resume()
+      resolve()
+    })
+    request.once("timeout", () => request.destroy(new Error("timeout")))
+    request.once("error", reject)
+  })
 
 const killProcess = async (child: ChildProcess): Promise<void> => {
   if (child.exitCode !== null || child.signalCode !== null) return
