@@ -14,9 +14,11 @@ import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
 import * as AuthStore from "./AuthStore.js"
 import { run } from "./cli/main.js"
-import { exitCode, report, stderrLogger, withPlainText } from "./cli/output.js"
+import { exitCode, report, stderrLogger, withUserConsole } from "./cli/output.js"
 import { Stdio } from "./cli/Stdio.js"
 import * as CredentialResolver from "./CredentialResolver.js"
+import * as Images from "./Images.js"
+import * as ImageStore from "./ImageStore.js"
 import * as RegistryClient from "./RegistryClient.js"
 
 declare const MICROAGENT_VERSION: string
@@ -30,7 +32,9 @@ const StdioLive = Layer.succeed(Stdio, {
   )
 })
 
-const Services = RegistryClient.layer().pipe(
+const Services = Images.layer.pipe(
+  Layer.provideMerge(RegistryClient.layer()),
+  Layer.provideMerge(ImageStore.layer),
   Layer.provideMerge(CredentialResolver.layer),
   Layer.provideMerge(AuthStore.layer()),
   Layer.provide(NodeHttpClient.layerUndici)
@@ -44,7 +48,7 @@ const MainLive = Layer.mergeAll(Services, StdioLive, CliConfig.layer({ showBuilt
 const noColor = (process.env["NO_COLOR"] ?? "") !== ""
 
 Effect.suspend(() => run(MICROAGENT_VERSION)(process.argv)).pipe(
-  withPlainText({ stdout: noColor || !process.stdout.isTTY, stderr: noColor || !process.stderr.isTTY }),
+  withUserConsole({ stdout: noColor || !process.stdout.isTTY, stderr: noColor || !process.stderr.isTTY }),
   Effect.provide(MainLive),
   Effect.tapErrorCause(report),
   NodeRuntime.runMain({

@@ -2,11 +2,12 @@
  * The `microagent` command tree.
  */
 import * as Command from "@effect/cli/Command"
+import { images } from "./images.js"
 import { registry } from "./registry.js"
 
 export const microagent = Command.make("microagent").pipe(
   Command.withDescription("An OCI registry client that talks to registries directly: no Docker, no credential helpers"),
-  Command.withSubcommands([registry])
+  Command.withSubcommands([...images, registry])
 )
 
 export const run = (version: string) => Command.run(microagent, { name: "microagent", version })

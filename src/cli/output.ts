@@ -26,7 +26,8 @@ const codes: Record<MicroagentError["_tag"], number> = {
   NotLoggedIn: ExitCode.failure,
   InvalidReference: ExitCode.usage,
   NotFound: ExitCode.failure,
-  DigestMismatch: ExitCode.failure
+  DigestMismatch: ExitCode.failure,
+  ImageStoreError: ExitCode.failure
 }
 
 const isQuit = (u: unknown): boolean => typeof u === "object" && u !== null && "_tag" in u && u._tag === "QuitException"
@@ -92,15 +93,19 @@ const ansi = /\x1b\[[0-9;]*m/g
 
 /**
  * @effect/cli styles its help and errors with ANSI codes whatever the stream; a pipe, a log file
- * or `NO_COLOR` gets plain text instead.
+ * or `NO_COLOR` gets plain text instead. Its parse errors also arrive bare on stderr: they get
+ * the `error:` prefix every other failure line has, so scripts can grep one pattern.
  */
-export const withPlainText = (plain: { readonly stdout: boolean; readonly stderr: boolean }) =>
+export const withUserConsole = (plain: { readonly stdout: boolean; readonly stderr: boolean }) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  !plain.stdout && !plain.stderr ? self : Console.consoleWith((console) =>
+  Console.consoleWith((console) =>
     Console.withConsole(self, {
       ...console,
       log: (...args) => console.log(...(plain.stdout ? args.map(stripAnsi) : args)),
-      error: (...args) => console.error(...(plain.stderr ? args.map(stripAnsi) : args))
+      error: (...args) => {
+        const text = args.map((a) => plain.stderr ? stripAnsi(a) : a).map(String).join(" ")
+        return console.error(/^(error|warning|hint|info|debug|trace): /.test(stripAnsi(text) as string) ? text : `error: ${text.trim()}`)
+      }
     })
   )
 

@@ -145,7 +145,7 @@ const list = Command.make(
       const rows = yield* (yield* CredentialResolver).list
       if (json) return yield* Console.log(JSON.stringify(rows.map(listingJson), null, 2))
       if (rows.length === 0) {
-        if ((yield* Stdio).stderrIsTTY) yield* Console.error("No stored credentials. Add some with: microagent registry login <registry> -u <user>")
+        if ((yield* Stdio).stderrIsTTY) yield* Console.error("hint: no stored credentials; add some with: microagent registry login <registry> -u <user>")
         return
       }
       for (const line of listingLines(rows)) yield* Console.log(line)

@@ -79,6 +79,21 @@ export class DigestMismatch extends Schema.TaggedError<DigestMismatch>()("Digest
   hint
 }) {}
 
+/**
+ * A layout that cannot be opened, read or written, a blob or image that is not there, or a name
+ * that matches several images. `path` is the file or folder concerned.
+ */
+export class ImageStoreError extends Schema.TaggedError<ImageStoreError>()("ImageStoreError", {
+  path: Schema.String,
+  reason: Schema.String,
+  message: Schema.String,
+  hint
+}) {
+  static of(path: string, reason: string, hint?: string): ImageStoreError {
+    return new ImageStoreError({ path, reason, message: `${path}: ${reason}`, ...(hint === undefined ? {} : { hint }) })
+  }
+}
+
 /** [O2] logout of a key that microagent's own store does not hold. */
 export class NotLoggedIn extends Schema.TaggedError<NotLoggedIn>()("NotLoggedIn", {
   key: Schema.String,
@@ -96,3 +111,4 @@ export type MicroagentError =
   | InvalidReference
   | NotFound
   | DigestMismatch
+  | ImageStoreError

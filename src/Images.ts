@@ -1,0 +1,167 @@
+/**
+ * Pull and push (SPEC §3): connect RegistryClient and ImageStore. Blobs move in parallel
+ * (`jobs`, default 4, [P8]); what the store or the registry already has is not moved again.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import * as Digest from "./domain/Digest.js"
+import { DigestMismatch, ImageStoreError, NotFound } from "./domain/Errors.js"
+import * as Manifest from "./domain/Manifest.js"
+import * as Platform from "./domain/Platform.js"
+import * as Reference from "./domain/Reference.js"
+import { ImageStore, type Layout } from "./ImageStore.js"
+import { RegistryClient, type Repository } from "./RegistryClient.js"
+import type * as RegistryClientModule from "./RegistryClient.js"
+
+export interface PullOptions {
+  readonly platform?: Manifest.Platform | undefined
+  /** A layout folder instead of the shared store. */
+  readonly output?: string | undefined
+  readonly jobs?: number | undefined
+}
+
+export interface PushOptions {
+  readonly jobs?: number | undefined
+}
+
+/** Where `push` takes an image from ([I4]): the store by reference, or a layout folder. */
+export type PushSource =
+  | { readonly _tag: "Store"; readonly reference: Reference.Reference }
+  | { readonly _tag: "Layout"; readonly dir: string; readonly tag: string | undefined }
+
+export interface Moved {
+  readonly digest: string
+  readonly mediaType: string
+  /** Blobs transferred and skipped because the other side had them. */
+  readonly transferred: number
+  readonly skipped: number
+}
+
+export type ImagesError = RegistryClientModule.Error | ImageStoreError
+
+export interface ImagesService {
+  readonly pull: (reference: Reference.Reference, options?: PullOptions) => Effect.Effect<Moved, ImagesError>
+  readonly push: (source: PushSource, target: Reference.Reference, options?: PushOptions) => Effect.Effect<Moved, ImagesError>
+}
+
+export class Images extends Context.Tag("microagent/Images")<Images, ImagesService>() {}
+
+const defaultJobs = 4
+
+export const make = Effect.gen(function*() {
+  const client = yield* RegistryClient
+  const store = yield* ImageStore
+  const fs = yield* FileSystem.FileSystem
+
+  /** Downloads one blob into the layout unless it is there; a failed or interrupted one leaves nothing. */
+  const fetchBlob = (layout: Layout, repo: Repository, descriptor: Manifest.Descriptor) =>
+    Effect.gen(function*() {
+      if (yield* layout.hasBlob(descriptor.digest)) return false
+      yield* Effect.scoped(Effect.gen(function*() {
+        const temp = yield* layout.tempBlob
+        yield* client.blob(repo, descriptor).pipe(
+          Stream.run(fs.sink(temp)),
+          Effect.catchTags({
+            SystemError: (e) => ImageStoreError.of(temp, `cannot write it (${e.message})`),
+            BadArgument: (e) => ImageStoreError.of(temp, `cannot write it (${e.message})`)
+          })
+        )
+        yield* layout.commitBlob(temp, descriptor.digest)
+      }))
+      return true
+    })
+
+  /** Fetches a manifest tree (an index's children too), returning the manifests and their blobs. */
+  const collect = (
+    repo: Repository,
+    reference: string,
+    into: { manifests: Array<{ digest: string; bytes: Uint8Array }>; blobs: Map<string, Manifest.Descriptor> }
+  ): Effect.Effect<RegistryClientModule.FetchedManifest, ImagesError> =>
+    Effect.gen(function*() {
+      const fetched = yield* client.getManifest(repo, reference)
+      if (fetched.manifest._tag === "Index") {
+        for (const child of fetched.manifest.manifests) yield* collect(repo, child.digest, into)
+      } else {
+        for (const d of [fetched.manifest.config, ...fetched.manifest.layers]) into.blobs.set(d.digest, d)
+      }
+      into.manifests.push({ digest: fetched.digest, bytes: fetched.bytes })
+      return fetched
+    })
+
+  const pull = Effect.fn("Images.pull")(function*(reference: Reference.Reference, options: PullOptions = {}) {
+    const repo = { registry: reference.registry, repository: reference.repository }
+    const layout = yield* store.open(options.output)
+    let top = yield* client.getManifest(repo, reference.digest ?? reference.tag ?? "latest")
+    if (options.platform !== undefined && top.manifest._tag === "Index") {
+      const wanted = options.platform
+      const child = Platform.select(wanted, top.manifest.manifests)
+      if (child === undefined) {
+        const offered = top.manifest.manifests.flatMap((m) => m.platform ? [Platform.format(m.platform)] : []).join(", ")
+        return yield* new NotFound({
+          registry: reference.registry,
+          what: `platform ${Platform.format(wanted)}`,
+          message: `${Reference.format(reference)} has no image for ${Platform.format(wanted)} (it has: ${offered || "none listed"})`
+        })
+      }
+      top = yield* client.getManifest(repo, child.digest)
+    }
+    const tree = { manifests: [] as Array<{ digest: string; bytes: Uint8Array }>, blobs: new Map<string, Manifest.Descriptor>() }
+    if (top.manifest._tag === "Index") {
+      for (const child of top.manifest.manifests) yield* collect(repo, child.digest, tree)
+    } else {
+      for (const d of [top.manifest.config, ...top.manifest.layers]) tree.blobs.set(d.digest, d)
+    }
+    const fetched = yield* Effect.forEach(tree.blobs.values(), (d) => fetchBlob(layout, repo, d), {
+      concurrency: options.jobs ?? defaultJobs
+    })
+    // Children before their index, so the layout never names what it lacks.
+    for (const m of [...tree.manifests, { digest: top.digest, bytes: top.bytes }]) {
+      const written = yield* layout.writeBlob(m.bytes)
+      if (written !== m.digest) return yield* new DigestMismatch({ expected: m.digest, actual: written, message: `manifest ${m.digest} changed on its way to disk` })
+    }
+    yield* layout.record(
+      { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length },
+      { reference: Reference.format(reference), tag: reference.tag }
+    )
+    const transferred = fetched.filter(Boolean).length
+    return { digest: top.digest, mediaType: top.mediaType, transferred, skipped: fetched.length - transferred }
+  })
+
+  const push = Effect.fn("Images.push")(function*(source: PushSource, target: Reference.Reference, options: PushOptions = {}) {
+    const layout = yield* store.open(source._tag === "Layout" ? source.dir : undefined)
+    const root = yield* layout.find(source._tag === "Layout" ? source.tag : Reference.format(source.reference))
+    const repo = { registry: target.registry, repository: target.repository }
+    // Blobs pulled from another repository of the same registry can be mounted instead of sent ([P6]).
+    const origin = source._tag === "Store" && source.reference.registry === target.registry ? source.reference.repository : undefined
+    const counts = { transferred: 0, skipped: 0 }
+
+    const pushNode = (descriptor: Manifest.Descriptor, tag: string | undefined): Effect.Effect<void, ImagesError> =>
+      Effect.gen(function*() {
+        const bytes = yield* layout.readBlob(descriptor.digest)
+        const actual = Digest.format(Digest.of(bytes))
+        if (actual !== descriptor.digest) return yield* new DigestMismatch({ expected: descriptor.digest, actual, message: `manifest ${descriptor.digest} in ${layout.root} does not match its digest` })
+        const manifest = yield* Effect.mapError(
+          Effect.suspend(() => Manifest.parse(bytes, descriptor.mediaType)),
+          (reason) => new NotFound({ registry: target.registry, what: descriptor.digest, message: `manifest ${descriptor.digest} in ${layout.root}: ${reason}` })
+        )
+        if (manifest._tag === "Index") {
+          for (const child of manifest.manifests) yield* pushNode(child, undefined)
+        } else {
+          const outcomes = yield* Effect.forEach([manifest.config, ...manifest.layers], (d) =>
+            client.uploadBlob(repo, d, () => layout.streamBlob(d.digest), origin), { concurrency: options.jobs ?? defaultJobs })
+          for (const o of outcomes) o === "uploaded" ? counts.transferred++ : counts.skipped++
+        }
+        yield* client.putManifest(repo, tag ?? descriptor.digest, bytes, manifest.mediaType)
+      })
+
+    yield* pushNode(root, target.digest === undefined ? target.tag ?? "latest" : undefined)
+    return { digest: root.digest, mediaType: root.mediaType, ...counts }
+  })
+
+  return Images.of({ pull, push })
+})
+
+export const layer = Layer.effect(Images, make)

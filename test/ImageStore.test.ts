@@ -1,0 +1,507 @@
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { build } from "esbuild"
+import { spawn, spawnSync } from "node:child_process"
+import { existsSync } from "node:fs"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { gzipSync } from "node:zlib"
+import * as Digest from "../src/domain/Digest.js"
+import * as Manifest from "../src/domain/Manifest.js"
+import * as ImageStore from "../src/ImageStore.js"
+
+/** A store in a fresh HOME on the real file system and the real clock (locks and retries wait). */
+const withStore = <A, E>(
+  body: (store: ImageStore.ImageStoreService, home: string) => Effect.Effect<A, E, FileSystem.FileSystem>,
+  options: ImageStore.Options = {}
+) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const home = yield* fs.makeTempDirectoryScoped()
+    const layer = ImageStore.layerWith(options).pipe(
+      Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["HOME", home]]))))
+    )
+    const store = yield* ImageStore.ImageStore.pipe(Effect.provide(layer))
+    return yield* body(store, home)
+  }).pipe(Effect.scoped, Effect.provide(NodeContext.layer))
+
+const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value))
+const readJson = (fs: FileSystem.FileSystem, file: string) => Effect.map(fs.readFileString(file), (t) => JSON.parse(t))
+const sha256 = (bytes: Uint8Array) => Digest.format(Digest.of(bytes))
+
+/** A manifest-like blob written to the layout, and its descriptor. */
+const manifestIn = (layout: ImageStore.Layout, seed: string) =>
+  Effect.gen(function*() {
+    const bytes = encode({ schemaVersion: 2, mediaType: Manifest.MediaType.OciManifest, seed })
+    const digest = yield* layout.writeBlob(bytes)
+    return { mediaType: Manifest.MediaType.OciManifest, digest, size: bytes.length } satisfies Manifest.Descriptor
+  })
+
+/** A one-file ustar archive, built by hand. */
+const tinyTar = (name: string, content: string): Uint8Array => {
+  const data = new TextEncoder().encode(content)
+  const header = new Uint8Array(512)
+  const put = (offset: number, text: string) => header.set(new TextEncoder().encode(text), offset)
+  put(0, name)
+  put(100, "0000644\0")
+  put(108, "0000000\0")
+  put(116, "0000000\0")
+  put(124, `${data.length.toString(8).padStart(11, "0")}\0`)
+  put(136, "00000000000\0")
+  put(148, "        ")
+  put(156, "0")
+  put(257, "ustar\0")
+  put(263, "00")
+  const sum = header.reduce((a, b) => a + b, 0)
+  put(148, `${sum.toString(8).padStart(6, "0")}\0 `)
+  const body = new Uint8Array(Math.ceil(data.length / 512) * 512)
+  body.set(data)
+  const tar = new Uint8Array(512 + body.length + 1024)
+  tar.set(header)
+  tar.set(body, 512)
+  return tar
+}
+
+/** A worker process: opens the layout at argv[2] and records argv[4] references named after argv[3]. */
+const workerSource = `
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ImageStore from "./src/ImageStore.ts"
+const [root, id, count] = process.argv.slice(2)
+const program = Effect.gen(function*() {
+  const store = yield* ImageStore.ImageStore
+  const layout = yield* store.open(root)
+  for (let i = 0; i < Number(count); i++) {
+    const bytes = new TextEncoder().encode(JSON.stringify({ id, i }))
+    const digest = yield* layout.writeBlob(bytes)
+    yield* layout.record({ mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: bytes.length }, { reference: "localhost/p" + id + ":" + i, tag: String(i) })
+  }
+})
+const layer = ImageStore.layer.pipe(
+  Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["HOME", root]])))),
+  Layer.provideMerge(NodeContext.layer)
+)
+Effect.runPromise(program.pipe(Effect.provide(layer))).catch((e) => { console.error(String(e)); process.exit(1) })
+`
+
+const runProcess = (args: ReadonlyArray<string>) =>
+  Effect.async<{ readonly code: number | null; readonly stderr: string }>((resume) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] })
+    let stderr = ""
+    child.stderr.on("data", (d) => (stderr += String(d)))
+    child.on("close", (code) => resume(Effect.succeed({ code, stderr })))
+    return Effect.sync(() => child.kill())
+  })
+
+const run = (command: string, args: ReadonlyArray<string>) => Effect.sync(() => spawnSync(command, args, { encoding: "utf8" }))
+
+describe("ImageStore", () => {
+  it.live("[I2] a new layout has oci-layout 1.0.0, an empty OCI index and blobs/sha256; the shared store sits in ~/.microagent", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        assert.strictEqual(store.defaultRoot, join(home, ".microagent", "images"))
+        const layout = yield* store.open()
+        assert.strictEqual(layout.root, store.defaultRoot)
+        assert.deepStrictEqual(yield* readJson(fs, join(layout.root, "oci-layout")), { imageLayoutVersion: "1.0.0" })
+        assert.deepStrictEqual(yield* readJson(fs, join(layout.root, "index.json")), {
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.index.v1+json",
+          manifests: []
+        })
+        assert.strictEqual((yield* fs.stat(join(layout.root, "blobs", "sha256"))).type, "Directory")
+        assert.strictEqual((yield* fs.stat(join(home, ".microagent"))).mode & 0o777, 0o700)
+        assert.deepStrictEqual(yield* layout.entries, [])
+        // Opening again changes nothing.
+        const again = yield* store.open(layout.root)
+        assert.deepStrictEqual(yield* again.entries, [])
+      })))
+
+  it.live("[I2] record writes both annotations; re-recording a reference replaces its entry; other entries and unknown fields survive", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const root = join(home, "out")
+        const layout = yield* store.open(root)
+        const other = yield* manifestIn(layout, "other")
+        const indexPath = join(root, "index.json")
+        yield* fs.writeFileString(
+          indexPath,
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: Manifest.MediaType.OciIndex,
+            manifests: [{ ...other, annotations: { "org.opencontainers.image.ref.name": "keep", "x.custom": "1" }, "x-extra": true }],
+            annotations: { "x.top": "kept" },
+            "x-unknown": { nested: [1, 2] }
+          })
+        )
+        const first = yield* manifestIn(layout, "first")
+        const second = yield* manifestIn(layout, "second")
+        yield* layout.record(first, { reference: "registry.example/team/app:v1", tag: "v1" })
+        let index = yield* readJson(fs, indexPath)
+        assert.strictEqual(index.manifests.length, 2)
+        assert.deepStrictEqual(index.manifests[1], {
+          ...first,
+          annotations: {
+            "org.opencontainers.image.ref.name": "v1",
+            "io.containerd.image.name": "registry.example/team/app:v1"
+          }
+        })
+
+        yield* layout.record(second, { reference: "registry.example/team/app:v1", tag: "v1" })
+        index = yield* readJson(fs, indexPath)
+        assert.strictEqual(index.manifests.length, 2, "the same reference keeps one entry")
+        assert.strictEqual(index.manifests[1].digest, second.digest, "re-pulling a tag moves it")
+        assert.deepStrictEqual(index.manifests[0], {
+          ...other,
+          annotations: { "org.opencontainers.image.ref.name": "keep", "x.custom": "1" },
+          "x-extra": true
+        })
+        assert.deepStrictEqual(index.annotations, { "x.top": "kept" })
+        assert.deepStrictEqual(index["x-unknown"], { nested: [1, 2] })
+
+        // A digest-only reference has no tag: only the full name is written.
+        yield* layout.record(first, { reference: "registry.example/team/app@" + first.digest, tag: undefined })
+        const entries = yield* layout.entries
+        assert.strictEqual(entries.length, 3)
+        assert.deepStrictEqual(entries[2]!.annotations, { "io.containerd.image.name": "registry.example/team/app@" + first.digest })
+        assert.deepStrictEqual(yield* fs.readDirectory(join(root, ".tmp")), [])
+        assert.isFalse(yield* fs.exists(`${indexPath}.lock`))
+      })))
+
+  it.live("[I2] an entry with the same tag and no full name (as skopeo writes) is replaced, not left ambiguous", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open(join(home, "out"))
+        const old = yield* manifestIn(layout, "old")
+        const fresh = yield* manifestIn(layout, "new")
+        yield* fs.writeFileString(
+          join(layout.root, "index.json"),
+          JSON.stringify({ schemaVersion: 2, manifests: [{ ...old, annotations: { "org.opencontainers.image.ref.name": "v1" } }] })
+        )
+        yield* layout.record(fresh, { reference: "localhost:5000/app:v1", tag: "v1" })
+        const entries = yield* layout.entries
+        assert.deepStrictEqual(entries.map((e) => e.digest), [fresh.digest])
+        assert.strictEqual((yield* layout.find("v1")).digest, fresh.digest)
+      })))
+
+  it.live("[I2] record refuses a manifest that is not in the layout", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const layout = yield* store.open(join(home, "out"))
+        const missing = { mediaType: Manifest.MediaType.OciManifest, digest: sha256(encode({ nope: 1 })), size: 10 }
+        const error = yield* Effect.flip(layout.record(missing, { reference: "x.io/a:b", tag: "b" }))
+        assert.strictEqual(error._tag, "ImageStoreError")
+        assert.include(error.message, "is not in the layout")
+        assert.deepStrictEqual(yield* layout.entries, [])
+      })))
+
+  it.live("[I2] skopeo and umoci read what it writes", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const tar = tinyTar("hello.txt", "hello from microagent\n")
+        const gz = gzipSync(tar)
+        const root = join(home, "layout")
+        const layout = yield* store.open(root)
+        const layerDigest = yield* layout.writeBlob(gz)
+        const config = encode({
+          architecture: "amd64",
+          os: "linux",
+          rootfs: { type: "layers", diff_ids: [sha256(tar)] },
+          config: {}
+        })
+        const configDigest = yield* layout.writeBlob(config)
+        const manifest = encode({
+          schemaVersion: 2,
+          mediaType: Manifest.MediaType.OciManifest,
+          config: { mediaType: Manifest.MediaType.OciConfig, digest: configDigest, size: config.length },
+          layers: [{ mediaType: Manifest.MediaType.OciLayer, digest: layerDigest, size: gz.length }]
+        })
+        const manifestDigest = yield* layout.writeBlob(manifest)
+        yield* layout.record(
+          { mediaType: Manifest.MediaType.OciManifest, digest: manifestDigest, size: manifest.length },
+          { reference: "localhost:5000/tiny:v1", tag: "v1" }
+        )
+
+        const raw = yield* run("/usr/bin/skopeo", ["inspect", "--raw", `oci:${root}:v1`])
+        assert.strictEqual(raw.status, 0, raw.stderr)
+        assert.strictEqual(sha256(new TextEncoder().encode(raw.stdout)), manifestDigest)
+        const inspect = yield* run("/usr/bin/skopeo", ["inspect", `oci:${root}:v1`])
+        assert.strictEqual(inspect.status, 0, inspect.stderr)
+        assert.strictEqual(JSON.parse(inspect.stdout).Digest, manifestDigest)
+        assert.deepStrictEqual(JSON.parse(inspect.stdout).Layers, [layerDigest])
+
+        // skopeo reads every blob (verifying digests) and writes a layout that microagent opens.
+        const copyRoot = join(home, "copy")
+        const copy = yield* run("/usr/bin/skopeo", ["copy", "--quiet", `oci:${root}:v1`, `oci:${copyRoot}:v1`])
+        assert.strictEqual(copy.status, 0, copy.stderr)
+        const copied = yield* store.open(copyRoot)
+        assert.strictEqual((yield* copied.find("v1")).digest, manifestDigest)
+
+        if (existsSync("/usr/bin/umoci")) {
+          const ls = yield* run("/usr/bin/umoci", ["ls", "--layout", root])
+          assert.strictEqual(ls.status, 0, ls.stderr)
+          assert.deepStrictEqual(ls.stdout.trim().split("\n"), ["v1"])
+        }
+      })), 60_000)
+
+  it.live("[P5] a temp blob is removed when its scope closes uncommitted, also on interruption; a committed one is in blobs/sha256", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open(join(home, "out"))
+        const tempDir = join(layout.root, ".tmp")
+
+        const abandoned = yield* Effect.scoped(Effect.gen(function*() {
+          const temp = yield* layout.tempBlob
+          assert.strictEqual(join(temp, ".."), tempDir)
+          yield* fs.writeFileString(temp, "partial")
+          return temp
+        }))
+        assert.isFalse(yield* fs.exists(abandoned))
+
+        const started = yield* Deferred.make<string>()
+        const fiber = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+          const temp = yield* layout.tempBlob
+          yield* fs.writeFileString(temp, "half a layer")
+          yield* Deferred.succeed(started, temp)
+          return yield* Effect.never
+        })))
+        const interrupted = yield* Deferred.await(started)
+        assert.isTrue(yield* fs.exists(interrupted))
+        assert.isTrue(Exit.isInterrupted(yield* Fiber.interrupt(fiber)))
+        assert.isFalse(yield* fs.exists(interrupted))
+
+        const content = new TextEncoder().encode("a verified blob")
+        const digest = sha256(content)
+        assert.isFalse(yield* layout.hasBlob(digest))
+        yield* Effect.scoped(Effect.gen(function*() {
+          const temp = yield* layout.tempBlob
+          yield* fs.writeFile(temp, content)
+          yield* layout.commitBlob(temp, digest)
+          // Committing the same content again is harmless.
+          const again = yield* layout.tempBlob
+          yield* fs.writeFile(again, content)
+          yield* layout.commitBlob(again, digest)
+        }))
+        const file = join(layout.root, "blobs", "sha256", digest.slice("sha256:".length))
+        assert.strictEqual(yield* layout.blobPath(digest), file)
+        assert.strictEqual(yield* fs.readFileString(file), "a verified blob")
+        assert.strictEqual((yield* fs.stat(file)).mode & 0o777, 0o644)
+        assert.isTrue(yield* layout.hasBlob(digest))
+        assert.isTrue(yield* layout.hasBlob(digest, content.length))
+        assert.isFalse(yield* layout.hasBlob(digest, content.length + 1), "a blob of the wrong size is not there")
+        assert.deepStrictEqual(yield* fs.readDirectory(tempDir), [])
+      })))
+
+  it.live("[P5] commitBlob only moves the layout's own temp files", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open(join(home, "out"))
+        const outside = join(home, "file")
+        yield* fs.writeFileString(outside, "x")
+        const error = yield* Effect.flip(layout.commitBlob(outside, sha256(new TextEncoder().encode("x"))))
+        assert.include(error.message, "not a temp file")
+        assert.isTrue(yield* fs.exists(outside))
+      })))
+
+  it.live("blobs: writeBlob, readBlob, streamBlob, blobSize; digests are validated (no path traversal); damage is detected", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open(join(home, "out"))
+        const bytes = encode({ hello: "world" })
+        const digest = yield* layout.writeBlob(bytes)
+        assert.strictEqual(digest, sha256(bytes))
+        assert.strictEqual(yield* layout.writeBlob(bytes), digest, "writing it again is a no-op")
+        assert.deepStrictEqual(yield* layout.readBlob(digest), bytes)
+        assert.strictEqual(yield* layout.blobSize(digest), bytes.length)
+
+        const big = new Uint8Array(300_000).map((_, i) => i % 251)
+        const bigDigest = yield* layout.writeBlob(big)
+        const chunks = yield* Stream.runCollect(layout.streamBlob(bigDigest))
+        assert.isAbove(Chunk.size(chunks), 1, "streamed in chunks")
+        assert.strictEqual(sha256(Buffer.concat(Chunk.toArray(chunks))), bigDigest)
+        assert.include((yield* Effect.flip(layout.readBlob(bigDigest, 1000))).message, "more than the 1000 bytes")
+
+        for (const bad of ["sha256:../../../etc/passwd", "sha256:" + "A".repeat(64), "md5:abc", "../x", "sha256:" + "0".repeat(63)]) {
+          assert.strictEqual((yield* Effect.flip(layout.hasBlob(bad)))._tag, "ImageStoreError", bad)
+          assert.strictEqual((yield* Effect.flip(layout.blobPath(bad)))._tag, "ImageStoreError", bad)
+        }
+        const absent = sha256(encode("absent"))
+        assert.include((yield* Effect.flip(layout.readBlob(absent))).message, "is not in the layout")
+        assert.include((yield* Effect.flip(Stream.runDrain(layout.streamBlob(absent)))).message, "is not in the layout")
+
+        yield* fs.writeFileString(yield* layout.blobPath(digest), JSON.stringify({ hello: "there" }))
+        assert.include((yield* Effect.flip(layout.readBlob(digest))).message, "does not match its digest")
+      })))
+
+  it.live("concurrency: 8 fibers recording different references leave 8 entries and no temp or lock files", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open(join(home, "out"))
+        yield* Effect.forEach(
+          Array.from({ length: 8 }, (_, i) => i),
+          (i) =>
+            Effect.flatMap(manifestIn(layout, `m${i}`), (d) => layout.record(d, { reference: `ghcr.io/team/app${i}:latest`, tag: "latest" })),
+          { concurrency: "unbounded" }
+        )
+        const names = (yield* layout.entries).map((e) => e.annotations?.["io.containerd.image.name"]).sort()
+        assert.deepStrictEqual(names, Array.from({ length: 8 }, (_, i) => `ghcr.io/team/app${i}:latest`))
+        assert.deepStrictEqual(yield* fs.readDirectory(join(layout.root, ".tmp")), [])
+        assert.deepStrictEqual((yield* fs.readDirectory(layout.root)).sort(), [".tmp", "blobs", "index.json", "oci-layout"])
+      })))
+
+  it.live("concurrency: layouts opened on one new root by concurrent fibers do not clash", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const root = join(home, "shared", "store")
+        const layouts = yield* Effect.all(Array.from({ length: 6 }, () => store.open(root)), { concurrency: "unbounded" })
+        yield* Effect.forEach(
+          layouts,
+          (layout, i) =>
+            Effect.flatMap(manifestIn(layout, "same"), (d) => layout.record(d, { reference: `localhost:5000/app:${i}`, tag: `${i}` })),
+          { concurrency: "unbounded" }
+        )
+        const entries = yield* layouts[0]!.entries
+        assert.strictEqual(entries.length, 6)
+        assert.strictEqual(new Set(entries.map((e) => e.digest)).size, 1, "one blob, content-addressed")
+      })))
+
+  it.live("concurrency: 4 processes recording into one new store leave every entry and an intact index.json", () =>
+    withStore((_store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const script = join(home, "worker.mjs")
+        yield* Effect.promise(() =>
+          build({
+            stdin: { contents: workerSource, resolveDir: fileURLToPath(new URL("..", import.meta.url)), loader: "ts" },
+            outfile: script,
+            bundle: true,
+            platform: "node",
+            format: "esm",
+            logLevel: "silent",
+            banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" }
+          })
+        )
+        const root = join(home, "store")
+        const results = yield* Effect.all(
+          Array.from({ length: 4 }, (_, id) => runProcess([script, root, String(id), "5"])),
+          { concurrency: "unbounded" }
+        )
+        for (const r of results) assert.strictEqual(r.code, 0, r.stderr)
+        const index = yield* readJson(fs, join(root, "index.json"))
+        assert.strictEqual(index.manifests.length, 20)
+        assert.deepStrictEqual(yield* fs.readDirectory(join(root, ".tmp")), [])
+        assert.isFalse(yield* fs.exists(join(root, "index.json.lock")))
+      })), 60_000)
+
+  it.live("a lock left by a crashed process is broken once stale; a live one fails with a clear error and no write", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open(join(home, "out"))
+        const lock = join(layout.root, "index.json.lock")
+        const d = yield* manifestIn(layout, "x")
+
+        yield* fs.writeFileString(lock, "12345\n")
+        const error = yield* Effect.flip(layout.record(d, { reference: "a.io/x:1", tag: "1" }))
+        assert.include(error.message, "locked by another process")
+        assert.deepStrictEqual(yield* layout.entries, [])
+        assert.isTrue(yield* fs.exists(lock), "someone else's lock is left alone")
+
+        yield* fs.utimes(lock, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000))
+        yield* layout.record(d, { reference: "a.io/x:1", tag: "1" })
+        assert.strictEqual((yield* layout.entries).length, 1)
+        assert.isFalse(yield* fs.exists(lock))
+      }), { staleLockAfter: "1 second", lockTimeout: "200 millis" }))
+
+  it.live("a writer waiting for a live lock can be interrupted at once", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open(join(home, "out"))
+        const lock = join(layout.root, "index.json.lock")
+        const d = yield* manifestIn(layout, "x")
+        yield* fs.writeFileString(lock, "12345\n")
+        const waiting = yield* Effect.fork(layout.record(d, { reference: "a.io/x:1", tag: "1" }))
+        yield* Effect.sleep("50 millis")
+        const started = Date.now()
+        yield* Fiber.interrupt(waiting)
+        assert.isBelow(Date.now() - started, 1000)
+        assert.strictEqual(yield* fs.readFileString(lock), "12345\n", "someone else's lock is left alone")
+        assert.deepStrictEqual(yield* layout.entries, [])
+      })))
+
+  it.live("open refuses a non-empty folder that is not a layout, and a file, leaving them untouched", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const folder = join(home, "photos")
+        yield* fs.makeDirectory(folder)
+        yield* fs.writeFileString(join(folder, "cat.jpg"), "meow")
+        const error = yield* Effect.flip(store.open(folder))
+        assert.strictEqual(error._tag, "ImageStoreError")
+        assert.include(error.message, "is not empty and is not an OCI image layout")
+        assert.deepStrictEqual(yield* fs.readDirectory(folder), ["cat.jpg"])
+
+        const file = join(home, "file")
+        yield* fs.writeFileString(file, "x")
+        assert.include((yield* Effect.flip(store.open(file))).message, "is not a folder")
+
+        const empty = join(home, "empty")
+        yield* fs.makeDirectory(empty)
+        yield* store.open(empty)
+        assert.isTrue(yield* fs.exists(join(empty, "oci-layout")))
+
+        const future = join(home, "future")
+        yield* fs.makeDirectory(future)
+        yield* fs.writeFileString(join(future, "oci-layout"), `{"imageLayoutVersion":"2.0.0"}`)
+        assert.include((yield* Effect.flip(store.open(future))).message, "unsupported image layout version")
+      })))
+
+  it.live("find: by full reference, by tag, the only entry; clear errors when absent or ambiguous", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const layout = yield* store.open(join(home, "out"))
+        assert.include((yield* Effect.flip(layout.find(undefined))).message, "holds no images")
+
+        const a = yield* manifestIn(layout, "a")
+        const b = yield* manifestIn(layout, "b")
+        yield* layout.record(a, { reference: "docker.io/library/alpine:3", tag: "3" })
+        assert.strictEqual((yield* layout.find(undefined)).digest, a.digest, "the only entry")
+        yield* layout.record(b, { reference: "ghcr.io/me/alpine:3", tag: "3" })
+
+        assert.strictEqual((yield* layout.find("ghcr.io/me/alpine:3")).digest, b.digest)
+        assert.strictEqual((yield* layout.find("docker.io/library/alpine:3")).digest, a.digest)
+
+        const ambiguous = yield* Effect.flip(layout.find("3"))
+        assert.include(ambiguous.message, `"3" is ambiguous`)
+        assert.include(ambiguous.message, "docker.io/library/alpine:3")
+        assert.include(ambiguous.message, "ghcr.io/me/alpine:3")
+
+        const many = yield* Effect.flip(layout.find(undefined))
+        assert.include(many.message, "holds 2 images; name one")
+
+        const absent = yield* Effect.flip(layout.find("quay.io/x:1"))
+        assert.include(absent.message, `no image named "quay.io/x:1"`)
+        assert.include(absent.message, "ghcr.io/me/alpine:3")
+
+        yield* layout.record(b, { reference: "ghcr.io/me/tool:edge", tag: "edge" })
+        assert.strictEqual((yield* layout.find("edge")).digest, b.digest, "by tag when it is unique")
+      })))
+})
