@@ -19,15 +19,11 @@ import * as Digest from "./domain/Digest.js"
 import { DigestMismatch, NotFound, RegistryDenied, RegistryUnavailable } from "./domain/Errors.js"
 import * as Manifest from "./domain/Manifest.js"
 import * as Auth from "./registry/Auth.js"
+import { TlsPolicy } from "./registry/TlsPolicy.js"
 import * as Transport from "./registry/Transport.js"
 
 /** `verified`: the registry accepted the credentials; `unverified`: it asks for none ([L5]). */
 export type LoginCheck = "verified" | "unverified"
-
-/** Hosts given with `--insecure`: http after https fails, and unverified certificates ([P1]). */
-export class InsecureRegistries extends Context.Reference<InsecureRegistries>()("microagent/InsecureRegistries", {
-  defaultValue: (): ReadonlySet<string> => new Set()
-}) {}
 
 export interface Repository {
   readonly registry: string
@@ -113,7 +109,7 @@ const mismatch = (expected: string, actual: string, what: string) =>
 export const make = (options: Options = {}) =>
   Effect.gen(function*() {
     const resolver = yield* CredentialResolver
-    const transport = yield* Transport.make(yield* HttpClient.HttpClient, options.transport)
+    const transport = yield* Transport.make(yield* HttpClient.HttpClient, yield* TlsPolicy, options.transport)
     const auth = Auth.make(transport, resolver)
 
     const checkLogin = Effect.fn("RegistryClient.checkLogin")(function*(
@@ -341,5 +337,8 @@ const readCapped = (response: HttpClientResponse.HttpClientResponse, limit: numb
     Effect.map(({ parts }) => new Uint8Array(Buffer.concat(parts)))
   )
 
-/** Needs an HttpClient (Node programs provide `NodeHttpClient.layerUndici`) and CredentialResolver. */
+/**
+ * Needs an HttpClient (Node programs provide `NodeHttpClient.layerUndici`), CredentialResolver
+ * and TlsPolicy (whose CAs the HttpClient's TLS set-up should honour, as the CLI's does).
+ */
 export const layer = (options: Options = {}) => Layer.effect(RegistryClient, make(options))

@@ -13,12 +13,14 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
 import * as AuthStore from "./AuthStore.js"
+import * as Dispatcher from "./node/Dispatcher.js"
 import { run } from "./cli/main.js"
 import { exitCode, report, stderrLogger, withUserConsole } from "./cli/output.js"
 import { Stdio } from "./cli/Stdio.js"
 import * as CredentialResolver from "./CredentialResolver.js"
 import * as Images from "./Images.js"
 import * as ImageStore from "./ImageStore.js"
+import * as TlsPolicy from "./registry/TlsPolicy.js"
 import * as RegistryClient from "./RegistryClient.js"
 
 declare const MICROAGENT_VERSION: string
@@ -37,7 +39,8 @@ const Services = Images.layer.pipe(
   Layer.provideMerge(ImageStore.layer),
   Layer.provideMerge(CredentialResolver.layer),
   Layer.provideMerge(AuthStore.layer()),
-  Layer.provide(NodeHttpClient.layerUndici)
+  Layer.provide(NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(Dispatcher.layer))),
+  Layer.provideMerge(TlsPolicy.layer)
 )
 
 const MainLive = Layer.mergeAll(Services, StdioLive, CliConfig.layer({ showBuiltIns: false })).pipe(

@@ -12,7 +12,7 @@ import { InvalidReference, UsageError } from "../domain/Errors.js"
 import * as Platform from "../domain/Platform.js"
 import * as Reference from "../domain/Reference.js"
 import { Images, type PushSource } from "../Images.js"
-import { InsecureRegistries } from "../RegistryClient.js"
+import { allowInsecure, insecureOption } from "./insecure.js"
 
 const reference = (text: string) =>
   Either.match(Reference.parse(text), {
@@ -25,17 +25,6 @@ const jobs = Options.integer("jobs").pipe(
   Options.withDefault(4)
 )
 
-const insecure = Options.boolean("insecure").pipe(
-  Options.withDescription("Allow plain http and unverified certificates for this image's registry")
-)
-
-const withInsecure = (enabled: boolean, registry: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  enabled
-    ? Effect.zipRight(
-      Effect.logWarning(`--insecure: ${registry} may be reached over plain http or with an unverified certificate`),
-      Effect.provideService(self, InsecureRegistries, new Set([registry]))
-    )
-    : self
 
 const checkJobs = (n: number) => n >= 1 && n <= 64 ? Effect.void : Effect.fail(new UsageError({ message: `--jobs must be between 1 and 64, not ${n}` }))
 
@@ -46,7 +35,7 @@ const pull = Command.make(
     platform: Options.text("platform").pipe(Options.withDescription("Pick one platform of a multi-platform image: os/arch[/variant]"), Options.optional),
     output: Options.directory("output").pipe(Options.withDescription("Write an OCI layout to this folder instead of the shared store"), Options.optional),
     jobs,
-    insecure
+    insecure: insecureOption
   },
   (args) =>
     Effect.gen(function*() {
@@ -58,9 +47,8 @@ const pull = Command.make(
           onRight: Effect.succeed
         })
         : undefined
-      const moved = yield* (yield* Images).pull(ref, { platform, output: Option.getOrUndefined(args.output), jobs: args.jobs }).pipe(
-        withInsecure(args.insecure, ref.registry)
-      )
+      yield* allowInsecure(args.insecure, ref.registry)
+      const moved = yield* (yield* Images).pull(ref, { platform, output: Option.getOrUndefined(args.output), jobs: args.jobs })
       yield* Console.log(moved.digest)
     })
 ).pipe(Command.withDescription("Pull an image into the shared store (or --output folder) and print its digest"))
@@ -84,14 +72,15 @@ const push = Command.make(
     source: Args.text({ name: "source" }).pipe(Args.withDescription("An image in the store (by reference) or a layout: oci:<dir>[:<tag>]")),
     image: Args.text({ name: "reference" }).pipe(Args.withDescription("Where to push it: registry/repository[:tag]")),
     jobs,
-    insecure
+    insecure: insecureOption
   },
   (args) =>
     Effect.gen(function*() {
       const source = yield* pushSource(args.source)
       const target = yield* reference(args.image)
       yield* checkJobs(args.jobs)
-      const moved = yield* (yield* Images).push(source, target, { jobs: args.jobs }).pipe(withInsecure(args.insecure, target.registry))
+      yield* allowInsecure(args.insecure, target.registry)
+      const moved = yield* (yield* Images).push(source, target, { jobs: args.jobs })
       yield* Console.log(moved.digest)
     })
 ).pipe(Command.withDescription("Push an image from the store or an OCI layout to a registry and print its digest"))

@@ -15,6 +15,7 @@ import { CredentialResolver, type Listing } from "../CredentialResolver.js"
 import * as AuthKey from "../domain/AuthKey.js"
 import { NotLoggedIn, UsageError } from "../domain/Errors.js"
 import { RegistryClient } from "../RegistryClient.js"
+import { allowInsecure, insecureOption } from "./insecure.js"
 import { Stdio } from "./Stdio.js"
 
 /** [L1]: a registry or namespace key, normalised; its host is what login talks to. */
@@ -54,9 +55,10 @@ const login = Command.make(
     ),
     noVerify: Options.boolean("no-verify").pipe(
       Options.withDescription("Store without checking the credentials with the registry (offline set-up)")
-    )
+    ),
+    insecure: insecureOption
   },
-  ({ noVerify, passwordStdin, registry, username }) =>
+  ({ insecure, noVerify, passwordStdin, registry, username }) =>
     Effect.gen(function*() {
       const { host, key } = yield* canonicalKey(registry)
       if (username === "" || username.includes(":")) {
@@ -64,6 +66,7 @@ const login = Command.make(
       }
       const password = yield* readPassword(passwordStdin, username, key)
       if (Redacted.value(password) === "") return yield* new UsageError({ message: "the password is empty" })
+      yield* allowInsecure(insecure && !noVerify, host)
       const check = noVerify ? "skipped" : yield* (yield* RegistryClient).checkLogin(host, username, password)
       const store = yield* AuthStore
       yield* store.upsert(key, username, password)

@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import { RegistryUnavailable } from "../domain/Errors.js"
 import * as Endpoint from "./Endpoint.js"
+import { isVerificationFailure, type TlsPolicyService } from "./TlsPolicy.js"
 
 export type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE"
 
@@ -41,8 +42,6 @@ export interface Auth {
 }
 
 export interface Options {
-  /** Hosts for which http is tried after https fails, besides loopback ([P1]). */
-  readonly insecure?: (host: string) => boolean
   /** Retry pacing; tests shorten it. */
   readonly retryBase?: Duration.DurationInput
 }
@@ -52,15 +51,18 @@ const retryable = new Set([408, 429, 500, 502, 503, 504])
 const maxAttempts = 5
 const maxRedirects = 10
 
-export const causeText = (error: HttpClientError.HttpClientError): string => {
+/** undici wraps the socket error; the innermost one says most ("ECONNREFUSED", a TLS reason). */
+const innermost = (error: HttpClientError.HttpClientError): { readonly code: string | undefined; readonly message: string } => {
   let cause: unknown = error.cause
-  // undici wraps the socket error; the innermost one says most ("ECONNREFUSED", a TLS reason).
   while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause
-  if (cause instanceof Error) {
-    const code = (cause as { code?: unknown }).code
-    return typeof code === "string" && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
-  }
-  return error.message
+  if (!(cause instanceof Error)) return { code: undefined, message: error.message }
+  const code = (cause as { code?: unknown }).code
+  return { code: typeof code === "string" ? code : undefined, message: cause.message }
+}
+
+export const causeText = (error: HttpClientError.HttpClientError): string => {
+  const { code, message } = innermost(error)
+  return code !== undefined && !message.includes(code) ? `${code}: ${message}` : message
 }
 
 /** `Retry-After` as seconds or an HTTP date, capped at 60 s ([P7]). */
@@ -72,11 +74,11 @@ export const retryAfter = (value: string | undefined, now: number): number | und
 
 export const drain = (response: HttpClientResponse.HttpClientResponse) => Effect.ignore(response.text)
 
-export const make = (httpClient: HttpClient.HttpClient, options: Options = {}) =>
+export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, options: Options = {}) =>
   Effect.gen(function*() {
     const client = httpClient.pipe(HttpClient.withTracerPropagation(false))
     const base = Duration.toMillis(options.retryBase ?? "250 millis")
-    const mayUseHttp = (host: string) => Endpoint.isLoopback(host) || (options.insecure?.(host) ?? false)
+    const mayUseHttp = (host: string) => Endpoint.isLoopback(host) || tls.isInsecure(host)
 
     const send = (method: Method, url: string, headers: Readonly<Record<string, string>>, body?: HttpBody.HttpBody) =>
       client.execute(
@@ -103,8 +105,19 @@ export const make = (httpClient: HttpClient.HttpClient, options: Options = {}) =
     const ping = yield* Effect.cachedFunction((registry: string) => {
       const host = Endpoint.apiHost(registry)
       return pingAt(`https://${host}/v2/`).pipe(
-        Effect.catchTag("RequestError", (error) => mayUseHttp(host) ? pingAt(`http://${host}/v2/`) : Effect.fail(error)),
-        Effect.mapError((e) => RegistryUnavailable.of(registry, causeText(e)))
+        Effect.catchTag("RequestError", (error): Effect.Effect<Ping, HttpClientError.HttpClientError | RegistryUnavailable> => {
+          // A certificate that does not verify means the host speaks TLS: http would be a downgrade.
+          if (isVerificationFailure(innermost(error).code)) {
+            return Effect.fail(new RegistryUnavailable({
+              registry,
+              reason: causeText(error),
+              message: `TLS to ${host} failed: ${causeText(error)}`,
+              hint: `trust its CA by putting it in ${tls.certsDir || "~/.microagent/certs.d"}/${host}/ca.crt, or pass --insecure`
+            }))
+          }
+          return mayUseHttp(host) ? pingAt(`http://${host}/v2/`) : Effect.fail(error)
+        }),
+        Effect.mapError((e) => e._tag === "RegistryUnavailable" ? e : RegistryUnavailable.of(registry, causeText(e)))
       )
     })
 
