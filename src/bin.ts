@@ -12,16 +12,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
-import * as AuthStore from "./AuthStore.js"
 import * as Dispatcher from "./node/Dispatcher.js"
 import { run } from "./cli/main.js"
 import { exitCode, report, stderrLogger, withUserConsole } from "./cli/output.js"
 import { Stdio } from "./cli/Stdio.js"
-import * as CredentialResolver from "./CredentialResolver.js"
-import * as Images from "./Images.js"
-import * as ImageStore from "./ImageStore.js"
+import * as Live from "./Live.js"
 import * as TlsPolicy from "./registry/TlsPolicy.js"
-import * as RegistryClient from "./RegistryClient.js"
 
 declare const MICROAGENT_VERSION: string
 
@@ -34,11 +30,7 @@ const StdioLive = Layer.succeed(Stdio, {
   )
 })
 
-const Services = Images.layer.pipe(
-  Layer.provideMerge(RegistryClient.layer()),
-  Layer.provideMerge(ImageStore.layer),
-  Layer.provideMerge(CredentialResolver.layer),
-  Layer.provideMerge(AuthStore.layer()),
+const Services = Live.layer.pipe(
   Layer.provide(NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(Dispatcher.layer))),
   Layer.provideMerge(TlsPolicy.layer)
 )

@@ -3,6 +3,7 @@
  * Provide your own FileSystem, Path, HttpClient and ConfigProvider; nothing here picks a platform.
  */
 export * as AuthStore from "./AuthStore.js"
+export * as Live from "./Live.js"
 export * as CredentialResolver from "./CredentialResolver.js"
 export * as Images from "./Images.js"
 export * as ImageStore from "./ImageStore.js"

@@ -3,16 +3,24 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import * as fsp from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { MicroagentLive, pullInto } from "../docs/examples/pull-image.js"
 import { CredentialsLive, whoAmI } from "../docs/examples/resolve-credentials.js"
+import { makeImage, skopeoInspectDigest, skopeoPush } from "./support/images.js"
+import { startRegistry } from "./support/registry.js"
 import { Credential } from "microagent"
 
 describe("docs/library.md", () => {
-  it.effect("shows the example program verbatim", () =>
+  it.effect("shows each example program verbatim", () =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const page = yield* fs.readFileString("docs/library.md")
-      const example = yield* fs.readFileString("docs/examples/resolve-credentials.ts")
-      assert.include(page, "```ts\n" + example + "```")
+      for (const file of ["resolve-credentials.ts", "pull-image.ts"]) {
+        const example = yield* fs.readFileString(`docs/examples/${file}`)
+        assert.include(page, "```ts\n" + example + "```", file)
+      }
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.scoped("its program resolves from $REGISTRY_AUTH_FILE before the own store, as documented", () =>
@@ -30,4 +38,26 @@ describe("docs/library.md", () => {
       )
       assert.strictEqual(yield* whoAmI.pipe(Effect.provide(CredentialsLive({ HOME: `${home}/nobody` }))), "anonymous")
     }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.live("its pull program stores an image that skopeo reads back with the same digest", () =>
+    Effect.acquireUseRelease(
+      Effect.promise(async () => {
+        const work = await fsp.mkdtemp(path.join(os.tmpdir(), "microagent-docs-"))
+        const registry = await startRegistry({ mode: "none" })
+        const image = await makeImage({ dir: path.join(work, "src"), tag: "v1", layers: [2048, 4096] })
+        await skopeoPush(image, { registry: registry.host, repository: "docs/app" })
+        return { work, registry, image }
+      }),
+      ({ image, registry, work }) =>
+        Effect.gen(function*() {
+          const folder = path.join(work, "out")
+          const digest = yield* pullInto(`${registry.host}/docs/app:v1`, folder).pipe(Effect.provide(MicroagentLive({ HOME: work })))
+          assert.strictEqual(digest, image.manifestDigest)
+          assert.strictEqual(yield* Effect.promise(() => skopeoInspectDigest(`oci:${folder}:v1`)), digest)
+        }),
+      ({ registry, work }) => Effect.promise(async () => {
+        await registry.stop()
+        await fsp.rm(work, { recursive: true, force: true })
+      })
+    ))
 })
