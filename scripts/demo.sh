@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The main job end to end, on this machine only: start a distribution registry with htpasswd auth
-# on a free loopback port, then log in, list and log out with a throw-away HOME.
+# on a free loopback port; with a throw-away HOME, log in, push an image made with umoci, pull it
+# back into the shared store and into a layout of its own, list credentials and log out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in docker-registry htpasswd; do
-  command -v "$tool" >/dev/null || { echo "demo: $tool is missing; install Debian's docker-registry and apache2-utils" >&2; exit 1; }
+for tool in docker-registry htpasswd umoci; do
+  command -v "$tool" >/dev/null || { echo "demo: $tool is missing; install Debian's docker-registry, apache2-utils and umoci" >&2; exit 1; }
 done
 
 work=$(mktemp -d)
@@ -40,6 +41,22 @@ step "printf '%s\\n' \"\$PASSWORD\" | microagent registry login $host -u demo --
 printf '%s\n' demo-password | microagent registry login "$host" -u demo --password-stdin
 step "microagent registry list"
 microagent registry list
+
+# An image to push: one layer holding 4 MiB of random bytes, made with umoci.
+umoci init --layout "$work/layout" >/dev/null
+umoci new --image "$work/layout:demo" >/dev/null
+head -c 4194304 /dev/urandom > "$work/payload.bin"
+umoci insert --image "$work/layout:demo" "$work/payload.bin" /payload.bin >/dev/null
+
+step "microagent push oci:$work/layout:demo $host/demo/app:1"
+pushed=$(microagent push "oci:$work/layout:demo" "$host/demo/app:1")
+echo "$pushed"
+step "microagent pull $host/demo/app:1"
+pulled=$(microagent pull "$host/demo/app:1")
+echo "$pulled"
+[ "$pushed" = "$pulled" ]
+step "microagent pull $host/demo/app:1 --output $work/copy"
+microagent pull "$host/demo/app:1" --output "$work/copy"
 step "printf 'wrong\\n' | microagent registry login $host -u demo --password-stdin   # rejected: exit 4, store unchanged"
 code=0; printf 'wrong\n' | microagent registry login "$host" -u demo --password-stdin || code=$?
 echo "exit code $code"
