@@ -104,7 +104,7 @@ const push = (repository: string, mountFrom?: string): ReadonlyArray<Auth.Scope>
 ]
 
 const mismatch = (expected: string, actual: string, what: string) =>
-  new DigestMismatch({ expected, actual, message: `${what}: expected ${expected}, got ${actual}; nothing was stored` })
+  new DigestMismatch({ expected, actual, message: `${what}: digest mismatch, expected ${expected}, got ${actual}; nothing was stored` })
 
 export const make = (options: Options = {}) =>
   Effect.gen(function*() {
