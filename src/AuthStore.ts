@@ -12,10 +12,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Random from "effect/Random"
 import type * as Redacted from "effect/Redacted"
-import * as Schedule from "effect/Schedule"
 import * as AuthFile from "./domain/AuthFile.js"
+import * as SafeFiles from "./storage/SafeFiles.js"
 import { AuthFileError } from "./domain/Errors.js"
 
 export interface AuthStoreService {
@@ -52,8 +51,8 @@ export const make = (options: Options = {}) =>
     const home = yield* Config.string("HOME")
     const folder = path.join(home, ".microagent")
     const storePath = path.join(folder, "auth.json")
-    const staleAfter = Duration.toMillis(options.staleLockAfter ?? "10 seconds")
-    const lockTimeout = Duration.decode(options.lockTimeout ?? "30 seconds")
+    const staleAfter = options.staleLockAfter ?? "10 seconds"
+    const lockTimeout = options.lockTimeout ?? "30 seconds"
 
     const load = Effect.fn("AuthStore.load")(function*(file: string) {
       const text = yield* fs.readFileString(file).pipe(
@@ -82,52 +81,23 @@ export const make = (options: Options = {}) =>
       }
     }).pipe(Effect.mapError(failWith(`cannot prepare ${folder}`)))
 
-    const lockAttempt = (lockPath: string) =>
-      fs.writeFileString(lockPath, `${process.pid}\n`, { flag: "wx", mode: 0o600 }).pipe(
-        Effect.catchTag("SystemError", (e) =>
-          e.reason !== "AlreadyExists" ? Effect.fail(e) : fs.stat(lockPath).pipe(
-            Effect.flatMap((info) => {
-              const age = Date.now() - (info.mtime._tag === "Some" ? info.mtime.value.getTime() : 0)
-              // A lock older than any write takes was left by a crashed process: break it, then retry.
-              return age > staleAfter ? fs.remove(lockPath, { force: true }) : Effect.void
-            }),
-            Effect.catchTag("SystemError", (s) => s.reason === "NotFound" ? Effect.void : Effect.fail(s)),
-            Effect.zipRight(Effect.fail("busy" as const))
-          )
-        )
-      )
-
     const withLock = <A, E>(target: string, body: Effect.Effect<A, E>) => {
       const lockPath = `${target}.lock`
-      const acquire = lockAttempt(lockPath).pipe(
-        Effect.retry({
-          while: (e) => e === "busy",
-          schedule: Schedule.jittered(Schedule.spaced("20 millis")).pipe(Schedule.upTo(lockTimeout))
-        }),
-        Effect.mapError((e) =>
-          e === "busy"
-            ? AuthFileError.of(storePath, `it is locked by another process (${lockPath}); try again`)
-            : failWith("cannot take the lock")(e)
-        )
+      return SafeFiles.withLockFile(fs, lockPath, { staleAfter, timeout: lockTimeout })(body).pipe(
+        Effect.catchIf((e): e is SafeFiles.LockFailed => e instanceof SafeFiles.LockFailed, (e) =>
+          Effect.fail(
+            e.cause === undefined
+              ? AuthFileError.of(storePath, `it is locked by another process (${lockPath}); try again`)
+              : failWith("cannot take the lock")(e.cause)
+          ))
       )
-      return Effect.acquireUseRelease(acquire, () => body, () => Effect.ignore(fs.remove(lockPath, { force: true })))
     }
 
-    /** Temp file in the same folder, fsync, chmod, rename: a crash leaves the old file or the new one. */
+    /** A crash leaves the old file or the new one ([C2]). */
     const writeAtomic = (target: string, text: string) =>
-      Effect.gen(function*() {
-        const suffix = (yield* Random.nextInt).toString(36)
-        const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${suffix}.tmp`)
-        yield* Effect.scoped(Effect.gen(function*() {
-          const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
-          yield* file.writeAll(new TextEncoder().encode(text))
-          yield* file.sync
-        })).pipe(
-          Effect.zipRight(fs.chmod(tmp, 0o600)),
-          Effect.zipRight(fs.rename(tmp, target)),
-          Effect.tapError(() => Effect.ignore(fs.remove(tmp, { force: true })))
-        )
-      }).pipe(Effect.mapError(failWith("cannot write it")))
+      SafeFiles.writeAtomic(fs, target, new TextEncoder().encode(text), { tempDir: path.dirname(target), mode: 0o600 }).pipe(
+        Effect.mapError(failWith("cannot write it"))
+      )
 
     /** Read-modify-write under the lock; a change that changes nothing writes nothing ([C2]). */
     const modify = <A>(change: (file: AuthFile.AuthFile) => { readonly document: AuthFile.AuthFile["document"]; readonly result: A }) =>

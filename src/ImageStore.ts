@@ -23,11 +23,10 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-// node:crypto for unguessable temp and lock names; the platform has no random-bytes service.
-import { randomBytes } from "node:crypto"
 import * as Digest from "./domain/Digest.js"
 import { ImageStoreError } from "./domain/Errors.js"
 import * as Manifest from "./domain/Manifest.js"
+import * as SafeFiles from "./storage/SafeFiles.js"
 
 /** Annotation keys written on index.json entries ([I2]). */
 export const Annotation = {
@@ -109,10 +108,7 @@ const describe = (error: PlatformError): string =>
     ? error.reason === "PermissionDenied" ? "permission denied" : `${error.reason}: ${error.description ?? error.message}`
     : error.message
 
-const isNotFound = (e: PlatformError): boolean => e._tag === "SystemError" && e.reason === "NotFound"
-const isAlreadyExists = (e: PlatformError): boolean => e._tag === "SystemError" && e.reason === "AlreadyExists"
-
-const randomName = (): string => randomBytes(12).toString("hex")
+const { isAlreadyExists, isNotFound, randomName } = SafeFiles
 
 const emptyIndex = { schemaVersion: 2, mediaType: Manifest.MediaType.OciIndex, manifests: [] }
 
@@ -158,7 +154,7 @@ export const make = (options: Options = {}) =>
     const path = yield* Path.Path
     const home = yield* Config.string("HOME")
     const defaultRoot = path.join(home, ".microagent", "images")
-    const staleLockAfter = Duration.toMillis(options.staleLockAfter ?? "10 seconds")
+    const staleLockAfter = options.staleLockAfter ?? "10 seconds"
     const lockTimeout = Duration.decode(options.lockTimeout ?? "30 seconds")
     const staleTempAfter = Duration.toMillis(options.staleTempAfter ?? "1 day")
 
@@ -278,71 +274,25 @@ export const make = (options: Options = {}) =>
         return yield* Either.mapLeft(parseIndex(text), (reason) => ImageStoreError.of(indexPath, reason))
       })
 
-      /**
-       * One attempt: create the lock file exclusively (holding a token unique to this attempt), or
-       * break it when stale, and report "busy".
-       */
-      const lockAttempt = Effect.suspend(() => {
-        const token = `${process.pid} ${randomName()}\n`
-        return fs.writeFileString(lockPath, token, { flag: "wx", mode: 0o644 }).pipe(
-          Effect.as(token),
-          Effect.catchIf(isAlreadyExists, () =>
-            fs.stat(lockPath).pipe(
-              Effect.flatMap((info) => {
-                const age = Date.now() - (info.mtime._tag === "Some" ? info.mtime.value.getTime() : 0)
-                // Older than any index write takes: left by a crashed process. Break it, then retry.
-                return age > staleLockAfter ? fs.remove(lockPath, { force: true }) : Effect.void
-              }),
-              Effect.catchIf(isNotFound, () => Effect.void),
-              Effect.zipRight(Effect.fail("busy" as const))
-            ))
-        )
-      })
-
-      /** Removes the lock only while it is still ours (it may have been broken as stale meanwhile). */
-      const unlock = (token: string) =>
-        fs.readFileString(lockPath).pipe(
-          Effect.flatMap((text) => text === token ? fs.remove(lockPath, { force: true }) : Effect.void),
-          Effect.ignore
-        )
-
+      const lock = SafeFiles.withLockFile(fs, lockPath, { staleAfter: staleLockAfter, timeout: lockTimeout })
       const withLock = <A, E>(body: Effect.Effect<A, E>): Effect.Effect<A, E | ImageStoreError> =>
-        Effect.scoped(Effect.gen(function*() {
-          // Each attempt is uninterruptible with its release; the waiting between attempts is not.
-          yield* Effect.acquireRelease(lockAttempt, unlock).pipe(
-            Effect.retry({
-              while: (e) => e === "busy",
-              schedule: Schedule.jittered(Schedule.spaced("20 millis")).pipe(Schedule.upTo(lockTimeout))
-            }),
-            Effect.mapError((e) =>
-              e === "busy"
-                ? ImageStoreError.of(
-                  root,
-                  `index.json is locked by another process (${lockPath})`,
-                  "try again; if no other microagent is running, remove the lock file"
-                )
-                : fail(lockPath, "cannot take the lock")(e)
-            )
-          )
-          return yield* body
-        }))
+        lock(body).pipe(Effect.catchIf((e): e is SafeFiles.LockFailed => e instanceof SafeFiles.LockFailed, (e) =>
+          Effect.fail(
+            e.cause === undefined
+              ? ImageStoreError.of(
+                root,
+                `index.json is locked by another process (${lockPath})`,
+                "try again; if no other microagent is running, remove the lock file"
+              )
+              : fail(lockPath, "cannot take the lock")(e.cause)
+          )))
 
-      /** Temp file in the layout, fsync, rename: a crash leaves the old index.json or the new one. */
+      /** A crash leaves the old index.json or the new one. */
       const writeIndex = (text: string) =>
-        Effect.suspend(() => {
-          const temp = path.join(tempDir, `index-${randomName()}.json`)
-          return fs.makeDirectory(tempDir, { recursive: true }).pipe(
-            Effect.zipRight(Effect.scoped(Effect.gen(function*() {
-              const file = yield* fs.open(temp, { flag: "wx", mode: 0o644 })
-              yield* file.writeAll(new TextEncoder().encode(text))
-              yield* file.sync
-            }))),
-            Effect.zipRight(fs.chmod(temp, 0o644)),
-            Effect.zipRight(fs.rename(temp, indexPath)),
-            Effect.ensuring(Effect.ignore(fs.remove(temp, { force: true }))),
-            Effect.mapError(fail(indexPath, "cannot write it"))
-          )
-        })
+        fs.makeDirectory(tempDir, { recursive: true }).pipe(
+          Effect.zipRight(SafeFiles.writeAtomic(fs, indexPath, new TextEncoder().encode(text), { tempDir, mode: 0o644 })),
+          Effect.mapError(fail(indexPath, "cannot write it"))
+        )
 
       const record = Effect.fn("ImageStore.record")(function*(
         descriptor: Manifest.Descriptor,
