@@ -39,11 +39,6 @@ export interface Options {
   readonly lockTimeout?: Duration.DurationInput
 }
 
-const describe = (error: PlatformError): string =>
-  error._tag === "SystemError"
-    ? error.reason === "PermissionDenied" ? "permission denied" : `${error.reason}: ${error.description ?? error.message}`
-    : error.message
-
 export const make = (options: Options = {}) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
@@ -58,13 +53,13 @@ export const make = (options: Options = {}) =>
       const text = yield* fs.readFileString(file).pipe(
         Effect.map((t): string | undefined => t),
         Effect.catchTag("SystemError", (e) => e.reason === "NotFound" ? Effect.succeed(undefined) : Effect.fail(e)),
-        Effect.mapError((e) => AuthFileError.of(file, `cannot read it (${describe(e)})`))
+        Effect.mapError((e) => AuthFileError.of(file, `cannot read it (${SafeFiles.describe(e)})`))
       )
       if (text === undefined) return AuthFile.empty(file)
       return yield* Either.mapLeft(AuthFile.parse(file, text), (reason) => AuthFileError.of(file, reason))
     })
 
-    const failWith = (reason: string) => (e: PlatformError) => AuthFileError.of(storePath, `${reason} (${describe(e)})`)
+    const failWith = (reason: string) => (e: PlatformError) => AuthFileError.of(storePath, `${reason} (${SafeFiles.describe(e)})`)
 
     /** Writes go to the link's target, so a store that is a symbolic link stays one ([C2]). */
     const writeTarget = fs.realPath(storePath).pipe(

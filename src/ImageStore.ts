@@ -103,11 +103,6 @@ export interface Options {
   readonly staleTempAfter?: Duration.DurationInput
 }
 
-const describe = (error: PlatformError): string =>
-  error._tag === "SystemError"
-    ? error.reason === "PermissionDenied" ? "permission denied" : `${error.reason}: ${error.description ?? error.message}`
-    : error.message
-
 const { isAlreadyExists, isNotFound, randomName } = SafeFiles
 
 const emptyIndex = { schemaVersion: 2, mediaType: Manifest.MediaType.OciIndex, manifests: [] }
@@ -163,7 +158,7 @@ export const make = (options: Options = {}) =>
       const tempDir = path.join(root, TEMP_DIR)
       const indexPath = path.join(root, INDEX)
       const lockPath = `${indexPath}.lock`
-      const fail = (file: string, what: string) => (e: PlatformError) => ImageStoreError.of(file, `${what} (${describe(e)})`)
+      const fail = (file: string, what: string) => (e: PlatformError) => ImageStoreError.of(file, `${what} (${SafeFiles.describe(e)})`)
 
       const resolve = (digest: string) =>
         Either.match(Digest.parse(digest), {
@@ -398,7 +393,7 @@ export const make = (options: Options = {}) =>
     /** Reads `oci-layout`; an empty file is one another process is creating right now: wait for it. */
     const checkLayoutFile = (file: string) =>
       fs.readFileString(file).pipe(
-        Effect.mapError((e) => ImageStoreError.of(file, `cannot read it (${describe(e)})`)),
+        Effect.mapError((e) => ImageStoreError.of(file, `cannot read it (${SafeFiles.describe(e)})`)),
         Effect.filterOrFail((text) => text.trim() !== "", () => "empty" as const),
         Effect.retry({ while: (e) => e === "empty", schedule: Schedule.spaced("10 millis").pipe(Schedule.upTo("1 second")) }),
         Effect.mapError((e) => e === "empty" ? ImageStoreError.of(file, "oci-layout is empty") : e),
@@ -432,7 +427,7 @@ export const make = (options: Options = {}) =>
 
     const open = Effect.fn("ImageStore.open")(function*(requested?: string) {
       const root = path.resolve(requested ?? defaultRoot)
-      const failAt = (what: string) => (e: PlatformError) => ImageStoreError.of(root, `${what} (${describe(e)})`)
+      const failAt = (what: string) => (e: PlatformError) => ImageStoreError.of(root, `${what} (${SafeFiles.describe(e)})`)
       const info = yield* fs.stat(root).pipe(
         Effect.map((i): FileSystem.File.Info | undefined => i),
         Effect.catchIf(isNotFound, () => Effect.succeed(undefined)),

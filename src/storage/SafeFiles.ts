@@ -14,6 +14,12 @@ import { randomBytes } from "node:crypto"
 export const isNotFound = (e: PlatformError): boolean => e._tag === "SystemError" && e.reason === "NotFound"
 export const isAlreadyExists = (e: PlatformError): boolean => e._tag === "SystemError" && e.reason === "AlreadyExists"
 
+/** A file system failure in words a user can act on. */
+export const describe = (error: PlatformError): string =>
+  error._tag === "SystemError"
+    ? error.reason === "PermissionDenied" ? "permission denied" : `${error.reason}: ${error.description ?? error.message}`
+    : error.message
+
 export const randomName = (): string => randomBytes(12).toString("hex")
 
 /** The lock could not be taken: another holder kept it past the timeout, or the file system refused. */
