@@ -135,5 +135,7 @@ export const make = (options: Options = {}) =>
 
 const modeString = (mode: number): string => `0${(mode & 0o777).toString(8)}`
 
+export const layerWith = (options: Options) => Layer.effect(AuthStore, make(options))
+
 /** Needs FileSystem, Path and `HOME` from the ConfigProvider. */
-export const layer = (options: Options = {}) => Layer.effect(AuthStore, make(options))
+export const layer = layerWith({})

@@ -13,9 +13,9 @@ import * as TlsPolicy from "./registry/TlsPolicy.js"
 import * as RegistryClient from "./RegistryClient.js"
 
 export const layer = Images.layer.pipe(
-  Layer.provideMerge(RegistryClient.layer()),
+  Layer.provideMerge(RegistryClient.layer),
   Layer.provideMerge(ImageStore.layer),
   Layer.provideMerge(CredentialResolver.layer),
-  Layer.provideMerge(AuthStore.layer()),
+  Layer.provideMerge(AuthStore.layer),
   Layer.provideMerge(TlsPolicy.layer)
 )

@@ -341,4 +341,6 @@ const readCapped = (response: HttpClientResponse.HttpClientResponse, limit: numb
  * Needs an HttpClient (Node programs provide `NodeHttpClient.layerUndici`), CredentialResolver
  * and TlsPolicy (whose CAs the HttpClient's TLS set-up should honour, as the CLI's does).
  */
-export const layer = (options: Options = {}) => Layer.effect(RegistryClient, make(options))
+export const layerWith = (options: Options) => Layer.effect(RegistryClient, make(options))
+
+export const layer = layerWith({})

@@ -12,7 +12,7 @@ const withStore = <A, E>(options: AuthStore.Options, body: (store: AuthStore.Aut
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const home = yield* fs.makeTempDirectoryScoped()
-    const layer = AuthStore.layer(options).pipe(
+    const layer = AuthStore.layerWith(options).pipe(
       Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["HOME", home]]))))
     )
     const store = yield* AuthStore.AuthStore.pipe(Effect.provide(layer))

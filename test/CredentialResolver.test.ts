@@ -32,7 +32,7 @@ const withResolver = <A, E>(
         : Effect.fail(new PlatformError.SystemError({ reason: "NotFound", module: "FileSystem", method: "readFileString", pathOrDescriptor: path }))
   })
   const layer = CredentialResolver.layer.pipe(
-    Layer.provide(AuthStore.layer()),
+    Layer.provide(AuthStore.layer),
     Layer.provide(Layer.mergeAll(fs, Path.layer)),
     Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ HOME, ...env })))))
   )

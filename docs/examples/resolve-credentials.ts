@@ -16,7 +16,7 @@ export const whoAmI = Effect.gen(function*() {
 // The layers, with a ConfigProvider of your own instead of the process environment.
 export const CredentialsLive = (env: Record<string, string>) =>
   CredentialResolver.layer.pipe(
-    Layer.provideMerge(AuthStore.layer()),
+    Layer.provideMerge(AuthStore.layer),
     Layer.provide(NodeContext.layer),
     Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
   )
