@@ -18,6 +18,9 @@ const HOME = "/home/user"
 const OWN = `${HOME}/.microagent/auth.json`
 const ENV = "/etc/containers/auth.json"
 
+/** Stands for a file that exists but cannot be read (the tests run as root, which reads anything). */
+const unreadable = "\0unreadable"
+
 /** Runs the resolver over files held in memory, with the given environment. */
 const withResolver = <A, E>(
   files: Record<string, string>,
@@ -28,7 +31,9 @@ const withResolver = <A, E>(
   const fs = FileSystem.layerNoop({
     readFileString: (path) =>
       path in files
-        ? Effect.succeed(files[path]!)
+        ? files[path] === unreadable
+          ? Effect.fail(new PlatformError.SystemError({ reason: "PermissionDenied", module: "FileSystem", method: "readFileString", pathOrDescriptor: path }))
+          : Effect.succeed(files[path]!)
         : Effect.fail(new PlatformError.SystemError({ reason: "NotFound", module: "FileSystem", method: "readFileString", pathOrDescriptor: path }))
   })
   const layer = CredentialResolver.layer.pipe(
@@ -95,6 +100,14 @@ describe("CredentialResolver", () => {
       const error = yield* Effect.flip(withResolver({ [ENV]: "{\"auths\": {", [OWN]: authFile(["ghcr.io"], "own") }, { REGISTRY_AUTH_FILE: ENV }, (r) => r.resolve("ghcr.io", "a/b")))
       assert.strictEqual(error._tag, "AuthFileError")
       assert.include(error.message, ENV)
+    }))
+
+  it.effect("[C9] an unreadable auth file is an error naming it, never a fall-through", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(withResolver({ [ENV]: unreadable, [OWN]: authFile(["ghcr.io"], "own") }, { REGISTRY_AUTH_FILE: ENV }, (r) => r.resolve("ghcr.io", "a")))
+      assert.strictEqual(error._tag, "AuthFileError")
+      assert.include(error.message, ENV)
+      assert.include(error.message, "permission denied")
     }))
 
   it.effect("[C9] the matching entry's bad auth names file and key, never the value", () =>

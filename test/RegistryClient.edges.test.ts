@@ -1,0 +1,157 @@
+/**
+ * RegistryClient edge cases over a fake HttpClient: a 200 answer to a range request ([P5]),
+ * retries running out ([P7]), https→http redirects refused ([P3]), and the OAuth2 refresh
+ * falling back to GET with an `access_token`-only answer ([P2]).
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import { createHash, randomBytes } from "node:crypto"
+import { CredentialResolver } from "../src/CredentialResolver.js"
+import * as Credential from "../src/domain/Credential.js"
+import * as Manifest from "../src/domain/Manifest.js"
+import * as TlsPolicy from "../src/registry/TlsPolicy.js"
+import * as RC from "../src/RegistryClient.js"
+
+const HOST = "registry.example.com"
+const repo: RC.Repository = { registry: HOST, repository: "team/app" }
+const sha256 = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`
+
+interface Seen {
+  readonly method: string
+  readonly url: URL
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/** A registry whose every answer, the ping included, comes from `route`. */
+const fake = (route: (request: Seen, index: number) => Response) => {
+  const seen: Array<Seen> = []
+  const client = HttpClient.make((request: HttpClientRequest.HttpClientRequest, url: URL) =>
+    Effect.sync(() => {
+      const entry = { method: request.method, url, headers: request.headers }
+      seen.push(entry)
+      return HttpClientResponse.fromWeb(request, route(entry, seen.length - 1))
+    })
+  )
+  return { client, seen }
+}
+
+const resolverOf = (resolved: Credential.Resolved) =>
+  Layer.succeed(CredentialResolver, {
+    authFile: undefined,
+    resolve: () => Effect.succeed(resolved),
+    shadowing: () => Effect.succeed(Option.none()),
+    list: Effect.succeed([])
+  })
+
+const withClient = <A, E>(
+  client: HttpClient.HttpClient,
+  f: (rc: RC.RegistryClientService) => Effect.Effect<A, E>,
+  resolved: Credential.Resolved = Credential.anonymous
+) =>
+  Effect.flatMap(RC.RegistryClient, f).pipe(
+    Effect.provide(
+      RC.layerWith({ transport: { retryBase: "1 millis" } }).pipe(
+        Layer.provide(Layer.mergeAll(TlsPolicy.layerDefault, resolverOf(resolved), Layer.succeed(HttpClient.HttpClient, client)))
+      )
+    )
+  )
+
+const ok = () => new Response("{}", { status: 200 })
+
+/** A body that delivers `bytes` and then breaks, as a cut connection does. */
+const breaking = (bytes: Uint8Array) =>
+  new ReadableStream<Uint8Array>({
+    pull(controller) {
+      controller.enqueue(bytes)
+      controller.error(new Error("socket hang up"))
+    }
+  })
+
+describe("RegistryClient edges", () => {
+  it.live("[P5] a cut download resumes with Range, and a 200 to the range request starts over without duplicating bytes", () =>
+    Effect.gen(function*() {
+      const blob = new Uint8Array(randomBytes(100_000))
+      const descriptor: Manifest.Descriptor = { mediaType: Manifest.MediaType.OciLayer, digest: sha256(blob), size: blob.length }
+      const { client, seen } = fake((request) => {
+        if (request.url.pathname === "/v2/") return ok()
+        const gets = seen.filter((s) => s.url.pathname.includes("/blobs/")).length
+        return gets === 1 ? new Response(breaking(blob.slice(0, 30_000)), { status: 200 }) : new Response(blob, { status: 200 })
+      })
+      const bytes = yield* withClient(client, (rc) => Stream.runCollect(rc.blob(repo, descriptor)))
+      assert.deepStrictEqual(Buffer.concat(Chunk.toReadonlyArray(bytes)), Buffer.from(blob))
+      const blobRequests = seen.filter((s) => s.url.pathname.includes("/blobs/"))
+      assert.strictEqual(blobRequests.length, 2)
+      assert.strictEqual(blobRequests[1]!.headers["range"], "bytes=30000-")
+    }))
+
+  it.live("[P7] [E5] a registry that keeps answering 503 is given up on after 5 attempts", () =>
+    Effect.gen(function*() {
+      const { client, seen } = fake((request) =>
+        request.url.pathname === "/v2/" ? ok() : new Response("busy", { status: 503, headers: { "retry-after": "0" } })
+      )
+      const error = yield* Effect.flip(withClient(client, (rc) => rc.getManifest(repo, "v1")))
+      assert.strictEqual(error._tag, "RegistryUnavailable")
+      assert.include(error.message, "503")
+      assert.strictEqual(seen.filter((s) => s.url.pathname.includes("/manifests/")).length, 5)
+    }))
+
+  it.live("[P3] a redirect from https to http is refused, never followed", () =>
+    Effect.gen(function*() {
+      const blob = new Uint8Array(randomBytes(1000))
+      const descriptor: Manifest.Descriptor = { mediaType: Manifest.MediaType.OciLayer, digest: sha256(blob), size: blob.length }
+      const { client, seen } = fake((request) =>
+        request.url.pathname === "/v2/"
+          ? ok()
+          : request.url.protocol === "https:"
+          ? new Response(null, { status: 307, headers: { location: `http://storage.example.com/blob` } })
+          : new Response(blob, { status: 200 })
+      )
+      const error = yield* Effect.flip(withClient(client, (rc) => Stream.runCollect(rc.blob(repo, descriptor))))
+      assert.strictEqual(error._tag, "RegistryUnavailable")
+      assert.include(error.message, "refused a redirect from https to http")
+      assert.isFalse(seen.some((s) => s.url.protocol === "http:"))
+    }))
+
+  it.live("[P2] [C11] an identity token is refreshed by OAuth2 POST, falling back to GET on 405; `access_token` alone is taken", () =>
+    Effect.gen(function*() {
+      const manifest = new TextEncoder().encode(JSON.stringify({
+        schemaVersion: 2,
+        mediaType: Manifest.MediaType.OciManifest,
+        config: { mediaType: Manifest.MediaType.OciConfig, digest: sha256(new Uint8Array()), size: 0 },
+        layers: []
+      }))
+      const { client, seen } = fake((request) => {
+        if (request.url.host === "auth.example.com") {
+          return request.method === "POST"
+            ? new Response("method not allowed", { status: 405 })
+            : new Response(JSON.stringify({ access_token: "fresh-token" }), { status: 200 })
+        }
+        if (request.headers["authorization"] !== "Bearer fresh-token") {
+          return new Response("{}", { status: 401, headers: { "www-authenticate": `Bearer realm="https://auth.example.com/token",service="reg"` } })
+        }
+        return new Response(manifest, { status: 200, headers: { "content-type": Manifest.MediaType.OciManifest } })
+      })
+      const credential: Credential.Credential = {
+        _tag: "Credential",
+        username: "me",
+        password: Redacted.make(""),
+        identityToken: Redacted.make("refresh-me"),
+        source: { file: "/auth.json", key: HOST }
+      }
+      const fetched = yield* withClient(client, (rc) => rc.getManifest(repo, "v1"), credential)
+      assert.strictEqual(fetched.digest, sha256(manifest))
+      const toAuth = seen.filter((s) => s.url.host === "auth.example.com")
+      assert.deepStrictEqual(toAuth.map((s) => s.method), ["POST", "GET"])
+      assert.strictEqual(toAuth[1]!.url.searchParams.get("scope"), "repository:team/app:pull")
+      assert.strictEqual(toAuth[1]!.url.searchParams.get("service"), "reg")
+      assert.isUndefined(toAuth[0]!.headers["authorization"], "the refresh token travels in the body, not a header")
+    }))
+})
