@@ -16,16 +16,28 @@ import { ImageStore, type Layout } from "./ImageStore.js"
 import { RegistryClient, type Repository } from "./RegistryClient.js"
 import type * as RegistryClientModule from "./RegistryClient.js"
 
-export interface PullOptions {
+/**
+ * What happens to each blob, for progress displays. `Progress` carries the bytes done so far;
+ * `Done` says whether the bytes moved or were already on the other side.
+ */
+export type BlobEvent =
+  | { readonly _tag: "Start"; readonly digest: string; readonly size: number }
+  | { readonly _tag: "Progress"; readonly digest: string; readonly size: number; readonly done: number }
+  | { readonly _tag: "Done"; readonly digest: string; readonly size: number; readonly skipped: boolean }
+
+export interface TransferOptions {
+  readonly jobs?: number | undefined
+  /** Called for every blob event; must be cheap (it runs for every chunk). */
+  readonly onBlob?: ((event: BlobEvent) => void) | undefined
+}
+
+export interface PullOptions extends TransferOptions {
   readonly platform?: Manifest.Platform | undefined
   /** A layout folder instead of the shared store. */
   readonly output?: string | undefined
-  readonly jobs?: number | undefined
 }
 
-export interface PushOptions {
-  readonly jobs?: number | undefined
-}
+export type PushOptions = TransferOptions
 
 /** Where `push` takes an image from ([I4]): the store by reference, or a layout folder. */
 export type PushSource =
@@ -35,9 +47,41 @@ export type PushSource =
 export interface Moved {
   readonly digest: string
   readonly mediaType: string
-  /** Blobs transferred and skipped because the other side had them. */
+  /** Blobs (and their bytes) transferred, and skipped because the other side had them. */
   readonly transferred: number
   readonly skipped: number
+  readonly bytesTransferred: number
+  readonly bytesSkipped: number
+}
+
+/** Counts what moved, and reports each blob's progress to `onBlob`. */
+const tally = (onBlob: TransferOptions["onBlob"]) => {
+  const totals = { transferred: 0, skipped: 0, bytesTransferred: 0, bytesSkipped: 0 }
+  const emit = onBlob ?? (() => {})
+  return {
+    totals,
+    start: (d: Manifest.Descriptor) => emit({ _tag: "Start", digest: d.digest, size: d.size }),
+    /** Passes a blob's bytes through, reporting how far it got. */
+    count: <E, R>(d: Manifest.Descriptor, stream: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E, R> => {
+      if (onBlob === undefined) return stream
+      let done = 0
+      return Stream.map(stream, (chunk) => {
+        done += chunk.length
+        onBlob({ _tag: "Progress", digest: d.digest, size: d.size, done })
+        return chunk
+      })
+    },
+    done: (d: Manifest.Descriptor, skipped: boolean) => {
+      if (skipped) {
+        totals.skipped++
+        totals.bytesSkipped += d.size
+      } else {
+        totals.transferred++
+        totals.bytesTransferred += d.size
+      }
+      emit({ _tag: "Done", digest: d.digest, size: d.size, skipped })
+    }
+  }
 }
 
 export type ImagesError = RegistryClientModule.Error | ImageStoreError
@@ -57,12 +101,13 @@ export const make = Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem
 
   /** Downloads one blob into the layout unless it is there; a failed or interrupted one leaves nothing. */
-  const fetchBlob = (layout: Layout, repo: Repository, descriptor: Manifest.Descriptor) =>
+  const fetchBlob = (layout: Layout, repo: Repository, descriptor: Manifest.Descriptor, counter: ReturnType<typeof tally>) =>
     Effect.gen(function*() {
-      if (yield* layout.hasBlob(descriptor.digest)) return false
+      if (yield* layout.hasBlob(descriptor.digest)) return counter.done(descriptor, true)
+      counter.start(descriptor)
       yield* Effect.scoped(Effect.gen(function*() {
         const temp = yield* layout.tempBlob
-        yield* client.blob(repo, descriptor).pipe(
+        yield* counter.count(descriptor, client.blob(repo, descriptor)).pipe(
           Stream.run(fs.sink(temp)),
           Effect.catchTags({
             SystemError: (e) => ImageStoreError.of(temp, `cannot write it (${e.message})`),
@@ -71,7 +116,7 @@ export const make = Effect.gen(function*() {
         )
         yield* layout.commitBlob(temp, descriptor.digest)
       }))
-      return true
+      counter.done(descriptor, false)
     })
 
   /** Fetches a manifest tree (an index's children too), returning the manifests and their blobs. */
@@ -114,8 +159,10 @@ export const make = Effect.gen(function*() {
     } else {
       for (const d of [top.manifest.config, ...top.manifest.layers]) tree.blobs.set(d.digest, d)
     }
-    const fetched = yield* Effect.forEach(tree.blobs.values(), (d) => fetchBlob(layout, repo, d), {
-      concurrency: options.jobs ?? defaultJobs
+    const counter = tally(options.onBlob)
+    yield* Effect.forEach(tree.blobs.values(), (d) => fetchBlob(layout, repo, d, counter), {
+      concurrency: options.jobs ?? defaultJobs,
+      discard: true
     })
     // Children before their index, so the layout never names what it lacks.
     for (const m of [...tree.manifests, { digest: top.digest, bytes: top.bytes }]) {
@@ -126,8 +173,7 @@ export const make = Effect.gen(function*() {
       { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length },
       { reference: Reference.format(reference), tag: reference.tag }
     )
-    const transferred = fetched.filter(Boolean).length
-    return { digest: top.digest, mediaType: top.mediaType, transferred, skipped: fetched.length - transferred }
+    return { digest: top.digest, mediaType: top.mediaType, ...counter.totals }
   })
 
   const push = Effect.fn("Images.push")(function*(source: PushSource, target: Reference.Reference, options: PushOptions = {}) {
@@ -136,7 +182,7 @@ export const make = Effect.gen(function*() {
     const repo = { registry: target.registry, repository: target.repository }
     // Blobs pulled from another repository of the same registry can be mounted instead of sent ([P6]).
     const origin = source._tag === "Store" && source.reference.registry === target.registry ? source.reference.repository : undefined
-    const counts = { transferred: 0, skipped: 0 }
+    const counter = tally(options.onBlob)
 
     const pushNode = (descriptor: Manifest.Descriptor, tag: string | undefined): Effect.Effect<void, ImagesError> =>
       Effect.gen(function*() {
@@ -150,15 +196,18 @@ export const make = Effect.gen(function*() {
         if (manifest._tag === "Index") {
           for (const child of manifest.manifests) yield* pushNode(child, undefined)
         } else {
-          const outcomes = yield* Effect.forEach([manifest.config, ...manifest.layers], (d) =>
-            client.uploadBlob(repo, d, () => layout.streamBlob(d.digest), origin), { concurrency: options.jobs ?? defaultJobs })
-          for (const o of outcomes) o === "uploaded" ? counts.transferred++ : counts.skipped++
+          yield* Effect.forEach([manifest.config, ...manifest.layers], (d) =>
+            Effect.gen(function*() {
+              counter.start(d)
+              const outcome = yield* client.uploadBlob(repo, d, () => counter.count(d, layout.streamBlob(d.digest)), origin)
+              counter.done(d, outcome !== "uploaded")
+            }), { concurrency: options.jobs ?? defaultJobs, discard: true })
         }
         yield* client.putManifest(repo, tag ?? descriptor.digest, bytes, manifest.mediaType)
       })
 
     yield* pushNode(root, target.digest === undefined ? target.tag ?? "latest" : undefined)
-    return { digest: root.digest, mediaType: root.mediaType, ...counts }
+    return { digest: root.digest, mediaType: root.mediaType, ...counter.totals }
   })
 
   return Images.of({ pull, push })
