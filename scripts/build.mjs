@@ -1,12 +1,16 @@
-// Bundles the CLI into one file: unbundled @effect barrels cost about a second per start.
+// Bundles the CLI: unbundled @effect barrels cost about a second per start.
 import { build } from "esbuild"
 import { readFileSync } from "node:fs"
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
 
 await build({
-  entryPoints: ["src/bin.ts"],
-  outfile: "dist/bin.mjs",
+  entryPoints: { bin: "src/bin.ts" },
+  outdir: "dist",
+  outExtension: { ".js": ".mjs" },
+  // Code only some commands need (undici) goes in chunks loaded on first use.
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
   bundle: true,
   platform: "node",
   target: "node20",

@@ -4,7 +4,6 @@
  */
 import * as CliConfig from "@effect/cli/CliConfig"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Chunk from "effect/Chunk"
@@ -12,11 +11,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
-import * as Dispatcher from "./node/Dispatcher.js"
 import { run } from "./cli/main.js"
 import { exitCode, report, stderrLogger, withUserConsole } from "./cli/output.js"
 import { Stdio } from "./cli/Stdio.js"
 import * as Live from "./Live.js"
+import * as LazyHttp from "./node/LazyHttp.js"
 import * as TlsPolicy from "./registry/TlsPolicy.js"
 
 declare const MICROAGENT_VERSION: string
@@ -31,7 +30,7 @@ const StdioLive = Layer.succeed(Stdio, {
 })
 
 const Services = Live.layer.pipe(
-  Layer.provide(NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(Dispatcher.layer))),
+  Layer.provide(LazyHttp.layer),
   Layer.provideMerge(TlsPolicy.layer)
 )
 

@@ -1,5 +1,5 @@
 /**
- * The undici dispatcher behind the CLI's HttpClient, built from TlsPolicy ([P1]): per host, the
+ * The CLI's HttpClient: undici, with a dispatcher built from TlsPolicy ([P1]): per host, the
  * default trust store (system CAs and NODE_EXTRA_CA_CERTS) plus the host's certs.d CAs, and no
  * verification for hosts opened with `--insecure`. undici has no per-request TLS options, so
  * the choice is made in its connect hook, once per host.
@@ -11,7 +11,7 @@ import { createSecureContext } from "node:tls"
 import { Agent, buildConnector } from "undici"
 import { TlsPolicy } from "../registry/TlsPolicy.js"
 
-export const layer = Layer.scoped(
+const dispatcher = Layer.scoped(
   NodeHttpClient.Dispatcher,
   Effect.gen(function*() {
     const policy = yield* TlsPolicy
@@ -41,3 +41,6 @@ export const layer = Layer.scoped(
     return agent
   })
 )
+
+/** Needs TlsPolicy. */
+export const layer = NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(dispatcher))
