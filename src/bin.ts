@@ -26,7 +26,14 @@ const StdioLive = Layer.succeed(Stdio, {
   readStdin: NodeStream.stdin.pipe(
     Stream.runCollect,
     Effect.map((chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks)))
-  )
+  ),
+  stderrSize: Effect.sync(() => ({ columns: process.stderr.columns || 80, rows: process.stderr.rows || 24 })),
+  writeStderr: (text) => Effect.sync(() => void process.stderr.write(text)),
+  writeStdout: (bytes) =>
+    Effect.async<void>((resume) => {
+      if (bytes.length === 0) return resume(Effect.void)
+      process.stdout.write(bytes, () => resume(Effect.void))
+    })
 })
 
 const Services = Live.layer.pipe(

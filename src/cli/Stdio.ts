@@ -5,11 +5,22 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 
+export interface TerminalSize {
+  readonly columns: number
+  readonly rows: number
+}
+
 export interface StdioService {
   readonly stdinIsTTY: boolean
   readonly stderrIsTTY: boolean
   /** All of standard input, up to its end. */
   readonly readStdin: Effect.Effect<Uint8Array>
+  /** Standard error's terminal size now; 80×24 when it is no terminal or does not say. */
+  readonly stderrSize: Effect.Effect<TerminalSize>
+  /** Writes text to standard error as is: no prefix, no newline added (progress displays). */
+  readonly writeStderr: (text: string) => Effect.Effect<void>
+  /** Writes bytes to standard output exactly (`inspect --raw`), done when they are flushed. */
+  readonly writeStdout: (bytes: Uint8Array) => Effect.Effect<void>
 }
 
 export class Stdio extends Context.Tag("microagent/cli/Stdio")<Stdio, StdioService>() {}

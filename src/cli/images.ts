@@ -1,30 +1,60 @@
 /**
- * `microagent pull` and `microagent push` (SPEC §3). Thin: parse, call Images, print the digest.
+ * `microagent pull` and `microagent push` (SPEC §3). Thin: parse, call Images, print the digest
+ * (or `--json`); progress goes to stderr (./progress.ts).
  */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { InvalidReference, UsageError } from "../domain/Errors.js"
-import * as Platform from "../domain/Platform.js"
 import * as Reference from "../domain/Reference.js"
-import { Images, type PushSource } from "../Images.js"
+import { type BlobEvent, Images, type Moved, type PushSource } from "../Images.js"
+import * as CliArgs from "./args.js"
 import { allowInsecure, insecureOption } from "./insecure.js"
+import * as Progress from "./progress.js"
 
-const reference = (text: string) =>
-  Either.match(Reference.parse(text), {
-    onLeft: (reason) => Effect.fail(new InvalidReference({ reference: text, message: reason, hint: "e.g. alpine, ghcr.io/acme/app:1.2, localhost:5000/team/app@sha256:…" })),
-    onRight: Effect.succeed
-  })
 
 const jobs = Options.integer("jobs").pipe(
   Options.withDescription("Blobs to move at once (default 4)"),
   Options.withDefault(4)
 )
 
+const quiet = Options.boolean("quiet").pipe(
+  Options.withAlias("q"),
+  Options.withDescription("Print only the digest (or --json): no progress or summary on stderr; errors and warnings still appear")
+)
+
+const json = Options.boolean("json").pipe(
+  Options.withDescription(
+    "Print one JSON document on stdout instead of the digest: reference, digest, mediaType, transferred, skipped, bytesTransferred, bytesSkipped, durationMs"
+  )
+)
+
+/** Runs a transfer with progress on stderr, then prints the digest, or the JSON document, on stdout. */
+const transfer = <E, R>(
+  options: { readonly quiet: boolean; readonly json: boolean; readonly verb: string; readonly reference: Reference.Reference },
+  run: (onBlob: ((event: BlobEvent) => void) | undefined) => Effect.Effect<Moved, E, R>
+) =>
+  Effect.gen(function*() {
+    const display = yield* Progress.display(options.quiet)
+    const [elapsed, moved] = yield* Effect.timed(Progress.track(display, options.verb, run))
+    yield* Console.log(options.json ? JSON.stringify(document(options.reference, moved, elapsed)) : moved.digest)
+  })
+
+/** The `--json` document: field names are stable (docs list them). */
+const document = (reference: Reference.Reference, moved: Moved, elapsed: Duration.Duration) => ({
+  reference: Reference.format(reference),
+  digest: moved.digest,
+  mediaType: moved.mediaType,
+  transferred: moved.transferred,
+  skipped: moved.skipped,
+  bytesTransferred: moved.bytesTransferred,
+  bytesSkipped: moved.bytesSkipped,
+  durationMs: Math.round(Duration.toMillis(elapsed))
+})
 
 const checkJobs = (n: number) => n >= 1 && n <= 64 ? Effect.void : Effect.fail(new UsageError({ message: `--jobs must be between 1 and 64, not ${n}` }))
 
@@ -35,21 +65,24 @@ const pull = Command.make(
     platform: Options.text("platform").pipe(Options.withDescription("Pick one platform of a multi-platform image: os/arch[/variant]"), Options.optional),
     output: Options.directory("output").pipe(Options.withDescription("Write an OCI layout to this folder instead of the shared store"), Options.optional),
     jobs,
+    quiet,
+    json,
     insecure: insecureOption
   },
   (args) =>
     Effect.gen(function*() {
-      const ref = yield* reference(args.image)
+      const ref = yield* CliArgs.imageReference(args.image)
       yield* checkJobs(args.jobs)
       const platform = Option.isSome(args.platform)
-        ? yield* Either.match(Platform.parse(args.platform.value), {
-          onLeft: (reason) => Effect.fail(new UsageError({ message: `invalid --platform: ${reason}`, hint: "e.g. linux/amd64, linux/arm64, linux/arm/v7" })),
-          onRight: Effect.succeed
-        })
+        ? yield* CliArgs.platform(args.platform.value)
         : undefined
       yield* allowInsecure(args.insecure, ref.registry)
-      const moved = yield* (yield* Images).pull(ref, { platform, output: Option.getOrUndefined(args.output), jobs: args.jobs })
-      yield* Console.log(moved.digest)
+      const images = yield* Images
+      const output = Option.getOrUndefined(args.output)
+      yield* transfer(
+        { quiet: args.quiet, json: args.json, verb: "pulled", reference: ref },
+        (onBlob) => images.pull(ref, { platform, output, jobs: args.jobs, onBlob })
+      )
     })
 ).pipe(Command.withDescription("Pull an image into the shared store (or --output folder) and print its digest"))
 
@@ -63,7 +96,7 @@ const pushSource = (text: string): Effect.Effect<PushSource, InvalidReference> =
       ? Effect.fail(new InvalidReference({ reference: text, message: "oci: needs a folder, as in oci:./layout:tag" }))
       : Effect.succeed({ _tag: "Layout", dir, tag })
   }
-  return Effect.map(reference(text), (ref) => ({ _tag: "Store", reference: ref }))
+  return Effect.map(CliArgs.imageReference(text), (ref) => ({ _tag: "Store", reference: ref }))
 }
 
 const push = Command.make(
@@ -72,16 +105,21 @@ const push = Command.make(
     source: Args.text({ name: "source" }).pipe(Args.withDescription("An image in the store (by reference) or a layout: oci:<dir>[:<tag>]")),
     image: Args.text({ name: "reference" }).pipe(Args.withDescription("Where to push it: registry/repository[:tag]")),
     jobs,
+    quiet,
+    json,
     insecure: insecureOption
   },
   (args) =>
     Effect.gen(function*() {
       const source = yield* pushSource(args.source)
-      const target = yield* reference(args.image)
+      const target = yield* CliArgs.imageReference(args.image)
       yield* checkJobs(args.jobs)
       yield* allowInsecure(args.insecure, target.registry)
-      const moved = yield* (yield* Images).push(source, target, { jobs: args.jobs })
-      yield* Console.log(moved.digest)
+      const images = yield* Images
+      yield* transfer(
+        { quiet: args.quiet, json: args.json, verb: "pushed", reference: target },
+        (onBlob) => images.push(source, target, { jobs: args.jobs, onBlob })
+      )
     })
 ).pipe(Command.withDescription("Push an image from the store or an OCI layout to a registry and print its digest"))
 

@@ -91,9 +91,13 @@ const expectDigest = (r: CliResult, digest: string) => {
 }
 
 /** Exits with `code` and an `error:` line first on stderr, nothing on stdout. */
+/** Progress lines of blobs that finished before the failure (one each, through a pipe). */
+const progressLine = /^sha256:[0-9a-f]{12}\s/
+
 const expectFailure = (r: CliResult, code: number) => {
   expect(r.code, show(r)).toBe(code)
-  expect(r.stderr, show(r)).toMatch(/^error: \S/)
+  const lines = r.stderr.split("\n").filter((l) => l !== "" && !progressLine.test(l))
+  expect(lines[0], show(r)).toMatch(/^error: \S/)
   expect(r.stdout, show(r)).toBe("")
 }
 

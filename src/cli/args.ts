@@ -1,0 +1,21 @@
+/**
+ * Parsing of the arguments several commands share: image references ([I1]) and `--platform`.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { InvalidReference, UsageError } from "../domain/Errors.js"
+import * as Platform from "../domain/Platform.js"
+import * as Reference from "../domain/Reference.js"
+
+export const imageReference = (text: string) =>
+  Either.match(Reference.parse(text), {
+    onLeft: (reason) =>
+      Effect.fail(new InvalidReference({ reference: text, message: reason, hint: "e.g. alpine, ghcr.io/acme/app:1.2, localhost:5000/team/app@sha256:…" })),
+    onRight: Effect.succeed
+  })
+
+export const platform = (text: string) =>
+  Either.match(Platform.parse(text), {
+    onLeft: (reason) => Effect.fail(new UsageError({ message: `invalid --platform: ${reason}`, hint: "e.g. linux/amd64, linux/arm64, linux/arm/v7" })),
+    onRight: Effect.succeed
+  })
