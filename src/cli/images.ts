@@ -18,18 +18,18 @@ import * as Progress from "./progress.js"
 
 
 const jobs = Options.integer("jobs").pipe(
-  Options.withDescription("Blobs to move at once (default 4)"),
+  Options.withDescription("Blobs to move at once (default 4), e.g. --jobs 8"),
   Options.withDefault(4)
 )
 
 const quiet = Options.boolean("quiet").pipe(
   Options.withAlias("q"),
-  Options.withDescription("Print only the digest (or --json): no progress or summary on stderr; errors and warnings still appear")
+  Options.withDescription("Print only the digest (or --json): no progress or summary on stderr; errors and warnings still appear. E.g. digest=$(microagent pull -q app:1)")
 )
 
 const json = Options.boolean("json").pipe(
   Options.withDescription(
-    "Print one JSON document on stdout instead of the digest: reference, digest, mediaType, transferred, skipped, bytesTransferred, bytesSkipped, durationMs"
+    "Print one JSON document on stdout instead of the digest: reference, digest, mediaType, transferred, skipped, bytesTransferred, bytesSkipped, durationMs; e.g. microagent pull --json app:1 | jq .bytesTransferred"
   )
 )
 
@@ -61,9 +61,9 @@ const checkJobs = (n: number) => n >= 1 && n <= 64 ? Effect.void : Effect.fail(n
 const pull = Command.make(
   "pull",
   {
-    image: Args.text({ name: "reference" }).pipe(Args.withDescription("Image to pull: [registry/]repository[:tag][@digest]")),
-    platform: Options.text("platform").pipe(Options.withDescription("Pick one platform of a multi-platform image: os/arch[/variant]"), Options.optional),
-    output: Options.directory("output").pipe(Options.withDescription("Write an OCI layout to this folder instead of the shared store"), Options.optional),
+    image: Args.text({ name: "reference" }).pipe(Args.withDescription("Image to pull: [registry/]repository[:tag][@digest], e.g. alpine:3.20 or localhost:5000/team/app@sha256:<hex>")),
+    platform: Options.text("platform").pipe(Options.withDescription("Pick one platform of a multi-platform image: os/arch[/variant], e.g. --platform linux/arm64"), Options.optional),
+    output: Options.directory("output").pipe(Options.withDescription("Write an OCI layout to this folder instead of the shared store, e.g. --output ./app-layout"), Options.optional),
     jobs,
     quiet,
     json,
@@ -102,8 +102,8 @@ const pushSource = (text: string): Effect.Effect<PushSource, InvalidReference> =
 const push = Command.make(
   "push",
   {
-    source: Args.text({ name: "source" }).pipe(Args.withDescription("An image in the store (by reference) or a layout: oci:<dir>[:<tag>]")),
-    image: Args.text({ name: "reference" }).pipe(Args.withDescription("Where to push it: registry/repository[:tag]")),
+    source: Args.text({ name: "source" }).pipe(Args.withDescription("An image in the store (by reference) or a layout: oci:<dir>[:<tag>], e.g. oci:./app-layout:1.0")),
+    image: Args.text({ name: "reference" }).pipe(Args.withDescription("Where to push it: registry/repository[:tag], e.g. localhost:5000/team/app:1.0")),
     jobs,
     quiet,
     json,

@@ -7,7 +7,7 @@ import * as Endpoint from "../registry/Endpoint.js"
 import { TlsPolicy } from "../registry/TlsPolicy.js"
 
 export const insecureOption = Options.boolean("insecure").pipe(
-  Options.withDescription("Allow plain http and unverified certificates for this registry (with a warning)")
+  Options.withDescription("Allow plain http and unverified certificates for this registry (with a warning), e.g. for a test registry with a self-signed certificate")
 )
 
 /** Opens `registry` up for the rest of the run when the flag was given. */

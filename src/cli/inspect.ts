@@ -235,11 +235,11 @@ const humanLines = (doc: InspectJson): ReadonlyArray<string> => {
 export const inspect = Command.make(
   "inspect",
   {
-    image: Args.text({ name: "reference" }).pipe(Args.withDescription("Image to inspect: [registry/]repository[:tag][@digest]")),
-    raw: Options.boolean("raw").pipe(Options.withDescription("Print the manifest bytes exactly as served (their sha256 is the digest)")),
-    config: Options.boolean("config").pipe(Options.withDescription("Print the image's config blob bytes exactly as served")),
-    json: Options.boolean("json").pipe(Options.withDescription("Print one JSON document: reference, digest, mediaType, platforms or config, layers and size")),
-    platform: Options.text("platform").pipe(Options.withDescription("Inspect one platform of a multi-platform image: os/arch[/variant]"), Options.optional),
+    image: Args.text({ name: "reference" }).pipe(Args.withDescription("Image to inspect: [registry/]repository[:tag][@digest], e.g. localhost:5000/team/app:1.0")),
+    raw: Options.boolean("raw").pipe(Options.withDescription("Print the manifest bytes exactly as served (their sha256 is the digest), e.g. microagent inspect --raw app:1 | sha256sum")),
+    config: Options.boolean("config").pipe(Options.withDescription("Print the image's config blob bytes exactly as served, e.g. microagent inspect --config app:1 | jq .config")),
+    json: Options.boolean("json").pipe(Options.withDescription("Print one JSON document: reference, digest, mediaType, platforms or config, layers and size, e.g. microagent inspect --json app:1 | jq .layers")),
+    platform: Options.text("platform").pipe(Options.withDescription("Inspect one platform of a multi-platform image: os/arch[/variant], e.g. --platform linux/amd64"), Options.optional),
     insecure: insecureOption
   },
   (args) =>

@@ -42,19 +42,19 @@ const readPassword = (passwordStdin: boolean, username: string, key: string) =>
   })
 
 const registryArg = Args.text({ name: "registry" }).pipe(
-  Args.withDescription("Registry or namespace: ghcr.io, localhost:5000, registry.example.com/team")
+  Args.withDescription("Registry or namespace, e.g. ghcr.io, localhost:5000, registry.example.com/team")
 )
 
 const login = Command.make(
   "login",
   {
     registry: registryArg,
-    username: Options.text("username").pipe(Options.withAlias("u"), Options.withDescription("User name (required; may not contain ':')")),
+    username: Options.text("username").pipe(Options.withAlias("u"), Options.withDescription("User name (required; may not contain ':'), e.g. -u octocat")),
     passwordStdin: Options.boolean("password-stdin").pipe(
-      Options.withDescription("Read the password from standard input (one trailing newline is removed)")
+      Options.withDescription("Read the password from standard input (one trailing newline is removed), e.g. printf '%s\\n' \"$TOKEN\" | microagent registry login ghcr.io -u me --password-stdin")
     ),
     noVerify: Options.boolean("no-verify").pipe(
-      Options.withDescription("Store without checking the credentials with the registry (offline set-up)")
+      Options.withDescription("Store without checking the credentials with the registry (offline set-up), e.g. when building a CI image")
     ),
     insecure: insecureOption
   },
@@ -90,7 +90,7 @@ const logout = Command.make(
   "logout",
   {
     registry: registryArg.pipe(Args.optional),
-    all: Options.boolean("all").pipe(Options.withDescription("Remove every stored credential"))
+    all: Options.boolean("all").pipe(Options.withDescription("Remove every stored credential: microagent registry logout --all"))
   },
   ({ all, registry }) =>
     Effect.gen(function*() {
@@ -142,7 +142,7 @@ const listingLines = (rows: ReadonlyArray<Listing>): ReadonlyArray<string> => {
 
 const list = Command.make(
   "list",
-  { json: Options.boolean("json").pipe(Options.withDescription("Print a JSON array of {registry, username, source, shadowed, invalid}")) },
+  { json: Options.boolean("json").pipe(Options.withDescription("Print a JSON array of {registry, username, source, shadowed, invalid}, e.g. microagent registry list --json | jq -r '.[].registry'")) },
   ({ json }) =>
     Effect.gen(function*() {
       const rows = yield* (yield* CredentialResolver).list

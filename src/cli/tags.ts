@@ -39,9 +39,9 @@ export const tags = Command.make(
   "tags",
   {
     repository: Args.text({ name: "repository" }).pipe(
-      Args.withDescription("Repository to list, without tag or digest: [registry/]repository")
+      Args.withDescription("Repository to list, without tag or digest: [registry/]repository, e.g. localhost:5000/team/app")
     ),
-    json: Options.boolean("json").pipe(Options.withDescription("Print one JSON document: {repository, tags}")),
+    json: Options.boolean("json").pipe(Options.withDescription("Print one JSON document: {repository, tags}, e.g. microagent tags --json app | jq -r '.tags[]'")),
     insecure: insecureOption
   },
   (args) =>

@@ -1,0 +1,30 @@
+/**
+ * `--help` of every command, as users read it (plain text through a pipe). A change to a
+ * description, flag or argument shows up here as a snapshot difference to review.
+ */
+import { describe, expect, it } from "vitest"
+import { runCli } from "./support/cli.js"
+
+const commands = [[], ["pull"], ["push"], ["inspect"], ["tags"], ["registry"], ["registry", "login"], ["registry", "logout"], ["registry", "list"]]
+
+describe("--help", () => {
+  it.each(commands.map((c) => [c.join(" ") || "microagent", c] as const))("%s --help", async (name, command) => {
+    const r = await runCli([...command, "--help"], { env: { HOME: "/nonexistent" } })
+    expect(r.code).toBe(0)
+    expect(r.stderr).toBe("")
+    expect(r.stdout).not.toMatch(/\x1b\[/)
+    await expect(r.stdout).toMatchFileSnapshot(`snapshots/help-${name.replaceAll(" ", "-")}.txt`)
+  })
+
+  it("every command and flag has a description and an example", async () => {
+    for (const command of commands.filter((c) => c.length > 0 && c.join(" ") !== "registry")) {
+      const r = await runCli([...command, "--help"], { env: { HOME: "/nonexistent" } })
+      const sections = r.stdout.split(/\n(?=[A-Z]+\n)/)
+      for (const section of sections.filter((s) => /^(ARGUMENTS|OPTIONS)\n/.test(s))) {
+        // Each entry: a name line, the type line @effect/cli writes, then ours.
+        const entries = section.split(/\n\n(?=\S)/).slice(1)
+        for (const entry of entries) expect(entry, `${command.join(" ")}: ${entry}`).toMatch(/e\.g\.|E\.g\.|: microagent /)
+      }
+    }
+  })
+})
