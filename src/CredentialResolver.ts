@@ -120,7 +120,7 @@ export const make = Effect.gen(function*() {
   const list = Effect.gen(function*() {
     const files = yield* sources
     return files.flatMap((file, index) =>
-      file.entries.filter((e) => e.state._tag !== "Empty").map((entry): Listing => {
+      inResolutionOrder(file).map((entry): Listing => {
         const key = Either.getOrUndefined(entry.key)?.key
         const canonical = key && AuthKey.format(key)
         const betterAlias = canonical !== undefined &&
@@ -143,6 +143,19 @@ export const make = Effect.gen(function*() {
 
   return CredentialResolver.of({ authFile, resolve, shadowing, list })
 })
+
+/**
+ * A file's entries with credentials, grouped by key in the order the keys first appear, the
+ * spelling that wins first within a group ([C6]).
+ */
+const inResolutionOrder = (file: AuthFile.AuthFile): ReadonlyArray<AuthFile.Entry> => {
+  const usable = file.entries.filter((e) => e.state._tag !== "Empty")
+  const groupOf = (e: AuthFile.Entry) => Either.isRight(e.key) ? AuthKey.format(e.key.right.key) : `\0${e.rawKey}`
+  const firstSeen = new Map<string, number>()
+  usable.forEach((e, i) => firstSeen.has(groupOf(e)) || firstSeen.set(groupOf(e), i))
+  const rank = (e: AuthFile.Entry) => Either.isRight(e.key) ? e.key.right.rank : 0
+  return [...usable].sort((a, b) => firstSeen.get(groupOf(a))! - firstSeen.get(groupOf(b))! || rank(a) - rank(b))
+}
 
 /** Needs AuthStore and, from the ConfigProvider, `REGISTRY_AUTH_FILE` (optional). */
 export const layer = Layer.effect(CredentialResolver, make)

@@ -82,6 +82,11 @@ export interface Layout {
   readonly find: (name: string | undefined) => Effect.Effect<Manifest.Descriptor, ImageStoreError>
 }
 
+export interface OpenOptions {
+  /** `false`: only read an existing layout (a push source); never create one. Default `true`. */
+  readonly create?: boolean
+}
+
 export interface ImageStoreService {
   /** `$HOME/.microagent/images`. */
   readonly defaultRoot: string
@@ -89,7 +94,7 @@ export interface ImageStoreService {
    * Opens a layout (the shared store when `root` is omitted), creating it when the folder is
    * missing or empty. A folder that is not empty and holds no `oci-layout` is refused untouched.
    */
-  readonly open: (root?: string) => Effect.Effect<Layout, ImageStoreError>
+  readonly open: (root?: string, options?: OpenOptions) => Effect.Effect<Layout, ImageStoreError>
 }
 
 export class ImageStore extends Context.Tag("microagent/ImageStore")<ImageStore, ImageStoreService>() {}
@@ -425,7 +430,7 @@ export const make = (options: Options = {}) =>
         Effect.ignore
       )
 
-    const open = Effect.fn("ImageStore.open")(function*(requested?: string) {
+    const open = Effect.fn("ImageStore.open")(function*(requested?: string, openOptions: OpenOptions = {}) {
       const root = path.resolve(requested ?? defaultRoot)
       const failAt = (what: string) => (e: PlatformError) => ImageStoreError.of(root, `${what} (${SafeFiles.describe(e)})`)
       const info = yield* fs.stat(root).pipe(
@@ -436,6 +441,9 @@ export const make = (options: Options = {}) =>
       if (info !== undefined && info.type !== "Directory") {
         return yield* ImageStoreError.of(root, "is not a folder, so it cannot hold an OCI image layout")
       }
+      if (info === undefined && openOptions.create === false) {
+        return yield* ImageStoreError.of(root, "does not exist, so it holds no OCI image layout")
+      }
       if (info === undefined) {
         // The shared store's parent is ~/.microagent, private like the auth store beside it ([C2]).
         if (root === defaultRoot) {
@@ -445,6 +453,9 @@ export const make = (options: Options = {}) =>
       }
       const layoutFile = path.join(root, LAYOUT_FILE)
       const names = yield* fs.readDirectory(root).pipe(Effect.mapError(failAt("cannot list it")))
+      if (!names.includes(LAYOUT_FILE) && openOptions.create === false) {
+        return yield* ImageStoreError.of(root, "is not an OCI image layout (no oci-layout file)")
+      }
       if (!names.includes(LAYOUT_FILE)) {
         // oci-layout is always created first, so any other entry means the folder is someone else's.
         if (names.length > 0) {

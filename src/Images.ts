@@ -177,7 +177,7 @@ export const make = Effect.gen(function*() {
   })
 
   const push = Effect.fn("Images.push")(function*(source: PushSource, target: Reference.Reference, options: PushOptions = {}) {
-    const layout = yield* store.open(source._tag === "Layout" ? source.dir : undefined)
+    const layout = yield* store.open(source._tag === "Layout" ? source.dir : undefined, { create: false })
     const root = yield* layout.find(source._tag === "Layout" ? source.tag : Reference.format(source.reference))
     const repo = { registry: target.registry, repository: target.repository }
     // Blobs pulled from another repository of the same registry can be mounted instead of sent ([P6]).

@@ -89,7 +89,11 @@ const registryMessage = (response: HttpClientResponse.HttpClientResponse) =>
 
 const unexpected = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>
   registryMessage(response).pipe(
-    Effect.flatMap((said) => RegistryUnavailable.of(registry, `${what} answered HTTP ${response.status}${said}`))
+    Effect.flatMap((said) => {
+      // Every request is retried on these statuses, so one seen here is the last of them ([P7]).
+      const tries = Transport.retryable.has(response.status) ? ` (after ${Transport.maxAttempts} attempts)` : ""
+      return RegistryUnavailable.of(registry, `${what} answered HTTP ${response.status}${said}${tries}`)
+    })
   )
 
 const notFound = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>
@@ -255,7 +259,8 @@ export const make = (options: Options = {}) =>
       }
       for (let attempt = 1; ; attempt++) {
         if (session === undefined) {
-          const started = yield* auth.call(repo.registry, scopes, { method: "POST", url: `/v2/${repo.repository}/blobs/uploads/` })
+          // Starting a session again is harmless: an abandoned one expires on the registry.
+          const started = yield* auth.call(repo.registry, scopes, { method: "POST", url: `/v2/${repo.repository}/blobs/uploads/`, retry: true })
           if (started.status !== 202) return yield* unexpected(repo.registry, `starting the upload of ${what}`, started)
           yield* Transport.drain(started)
           session = location(started)
@@ -286,6 +291,7 @@ export const make = (options: Options = {}) =>
           return yield* unexpected(repo.registry, `uploading ${what}`, put.right)
         }
         if (Either.isRight(put)) yield* Transport.drain(put.right)
+        yield* transport.pause(attempt, Either.isRight(put) ? Transport.retryAfter(put.right.headers["retry-after"], Date.now()) : undefined)
       }
     })
 

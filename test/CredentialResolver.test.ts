@@ -142,7 +142,7 @@ describe("CredentialResolver", () => {
       for (const line of logs) assert.include(line, "never runs credential helpers")
     }))
 
-  it.effect("[S1] list: resolution order, shadowed keys marked, invalid entries shown without their value", () =>
+  it.effect("[S1] [C6] list: resolution order (the winning spelling of a key first), shadowed keys marked, invalid entries shown without their value", () =>
     Effect.gen(function*() {
       const files = {
         [ENV]: authFile(["ghcr.io"], "env"),
@@ -160,8 +160,8 @@ describe("CredentialResolver", () => {
         ["ghcr.io", ENV, false, false],
         ["ghcr.io/team", OWN, true, false],
         ["quay.io", OWN, false, true],
-        ["docker.io", OWN, true, false],
-        ["docker.io", OWN, false, false]
+        ["docker.io", OWN, false, false],
+        ["docker.io", OWN, true, false]
       ])
       assert.notInclude(JSON.stringify(result), "!!")
     }))

@@ -66,6 +66,8 @@ export const make = (transport: Transport.Transport, resolver: CredentialResolve
       action,
       source: credential.source.file,
       message: `${registry} denied ${action} access${repository ? ` to ${repository}` : ""} for user "${credential.username}" (HTTP ${status}; credentials from ${credential.source.file}, key ${credential.source.key})`,
+      hint: `check that user's rights, or replace the credentials: microagent registry login ${credential.source.key} -u <user>` +
+        " (microagent registry list shows where each comes from)",
       ...(repository === undefined ? {} : { repository })
     })
   }

@@ -47,8 +47,8 @@ export interface Options {
 }
 
 /** Statuses worth another attempt of an idempotent request ([P7]). */
-const retryable = new Set([408, 429, 500, 502, 503, 504])
-const maxAttempts = 5
+export const retryable: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504])
+export const maxAttempts = 5
 const maxRedirects = 10
 
 /** undici wraps the socket error; the innermost one says most ("ECONNREFUSED", a TLS reason). */
@@ -146,7 +146,7 @@ export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, o
           if (last) {
             return yield* RegistryUnavailable.of(
               registry,
-              attempt > 1 ? `${outcome.left.message} (after ${attempt} attempts)` : outcome.left.message
+              attempt > 1 ? `${outcome.left.reason} (after ${attempt} attempts)` : outcome.left.reason
             )
           }
           yield* pause(attempt, undefined)
@@ -184,7 +184,7 @@ export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, o
         }
       })
 
-    return { ping, execute }
+    return { ping, execute, pause }
   })
 
 export type Transport = Effect.Effect.Success<ReturnType<typeof make>>
