@@ -16,10 +16,13 @@ import * as path from "node:path"
 import { Transform, type TransformCallback } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { binPath, makeHome, runCli, type CliResult } from "../support/cli.js"
+import { expectBlobsIntact, expectCleanError } from "../support/assertions.js"
+import { authsFor, basic, imagesDir, storePath, writeAuthJson } from "../support/auth.js"
+import { binPath, runCli, type CliResult } from "../support/cli.js"
 import { startFaultProxy, type FaultRule, type ProxyHandle, type RecordedRequest } from "../support/faultProxy.js"
 import { makeImage, skopeoPush, type BuiltImage } from "../support/images.js"
 import { startRegistry, type RegistryHandle } from "../support/registry.js"
+import { useScratch } from "../support/scratch.js"
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -29,21 +32,9 @@ const MiB = 1024 * KiB
 
 const USER = "alice"
 const PASSWORD = "alice-Pw-7Qx9"
-const BASIC = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString("base64")}`
+const BASIC = basic(USER, PASSWORD)
 
-const cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-const freshHome = async (): Promise<string> => {
-  const { cleanup, home } = await makeHome()
-  cleanups.push(cleanup)
-  return home
-}
-
-/** The shared store of a HOME ([I2]). */
-const storeOf = (home: string) => path.join(home, ".microagent", "images")
+const { freshHome, onCleanup } = useScratch()
 
 const pull = (home: string, ref: string, timeoutMs = 30_000): Promise<CliResult> =>
   runCli(["pull", ref], { env: { HOME: home }, timeoutMs })
@@ -64,45 +55,37 @@ const listDir = async (dir: string): Promise<Array<string>> => {
 }
 
 /**
- * [P5] [E7]: every file under `blobs/sha256/` hashes to its name (nothing partial or wrong was
- * ever renamed into place). Returns the digests present.
+ * [P5] [E7]: every file under `blobs/<alg>/` hashes to its name (nothing partial or wrong was
+ * ever renamed into place); a layout not created yet holds none. Returns the digests present.
  */
-const expectSoundBlobs = async (layout: string): Promise<Set<string>> => {
-  const dir = path.join(layout, "blobs", "sha256")
-  const present = new Set<string>()
-  for (const name of await listDir(dir)) {
-    const digest = `sha256:${name}`
-    expect(await sha256File(path.join(dir, name)), `blobs/sha256/${name} does not hash to its name`).toBe(digest)
-    present.add(digest)
-  }
-  return present
-}
+const expectSoundBlobs = async (layout: string): Promise<Set<string>> =>
+  (await listDir(layout)).includes("blobs") ? expectBlobsIntact(layout) : new Set()
 
 /** [P5]: no temp file is left behind in `<layout>/.tmp/`. */
 const expectNoTemp = async (layout: string) => {
   expect(await listDir(path.join(layout, ".tmp")), "leftover temp files in .tmp/").toEqual([])
 }
 
-/** [§5]: one `error:` line (plus an optional `hint:`), never a stack trace. */
-const expectCleanError = (r: CliResult) => {
-  // Blobs that finished before the failure each left their one progress line.
-  const lines = r.stderr.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("warning:") && !/^sha256:[0-9a-f]{12}\s/.test(l))
-  expect(lines.length, r.stderr).toBeGreaterThanOrEqual(1)
-  expect(lines[0], r.stderr).toMatch(/^error: /)
-  expect(lines.slice(1).every((l) => l.startsWith("hint:")), r.stderr).toBe(true)
-  expect(lines.length, r.stderr).toBeLessThanOrEqual(2)
+/** [P5] SIGINT: exit 130 (not killed), nothing on stdout, no stack trace; none of `absent` stored, the rest sound, .tmp/ empty. */
+const expectInterrupted = async (r: CliResult, layout: string, absent: ReadonlyArray<string>) => {
+  expect(r.signal, `killed? stderr: ${r.stderr}`).toBeNull()
+  expect(r.code, `stderr: ${r.stderr}`).toBe(130)
+  expect(r.stdout.trim()).toBe("")
   expect(r.stderr).not.toMatch(/^\s+at\s/m)
+  const present = await expectSoundBlobs(layout)
+  for (const digest of absent) expect(present.has(digest), `${digest} must not be stored`).toBe(false)
+  await expectNoTemp(layout)
 }
 
 /** A successful pull: exit 0, the manifest's digest on stdout, every blob of the image stored and sound. */
 const expectPulled = async (r: CliResult, home: string, image: BuiltImage) => {
   expect(r.code, `exit code; stderr: ${r.stderr}`).toBe(0)
   expect(r.stdout.trim()).toBe(image.manifestDigest)
-  const present = await expectSoundBlobs(storeOf(home))
+  const present = await expectSoundBlobs(imagesDir(home))
   for (const digest of [image.manifestDigest, image.configDigest, ...image.layerDigests]) {
     expect(present.has(digest), `${digest} stored`).toBe(true)
   }
-  await expectNoTemp(storeOf(home))
+  await expectNoTemp(imagesDir(home))
 }
 
 const blobPathRe = (digest: string) => new RegExp(`/blobs/${digest}$`)
@@ -154,7 +137,7 @@ const spawnPull = (home: string, ref: string): Spawned => {
     child.on("close", (code, signal) =>
       resolve({ code, signal, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }))
   })
-  cleanups.push(async () => {
+  onCleanup(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
     await done.catch(() => undefined)
   })
@@ -307,7 +290,7 @@ describe("[P5] a download cut mid-blob resumes", () => {
     expect(n, resumed!.range).toBeGreaterThan(0)
     expect(n, resumed!.range).toBeLessThanOrEqual(afterBytes)
     expect(resumed!.status).toBe(206)
-    const stored = path.join(storeOf(home), "blobs", "sha256", layer.digest.slice("sha256:".length))
+    const stored = path.join(imagesDir(home), "blobs", "sha256", layer.digest.slice("sha256:".length))
     expect(await sha256File(stored)).toBe(layer.digest)
     expect((await fs.stat(stored)).size).toBe(layer.size)
   })
@@ -365,13 +348,7 @@ describe("[P3] redirects to a blob store", () => {
   it("[P3] blob GETs redirected (307) to another port: followed, and the registry's Authorization never reaches the blob store", async () => {
     const home = await freshHome()
     // Credentials in microagent's own store ([C1]) for the proxy's host:port.
-    const dir = path.join(home, ".microagent")
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 })
-    await fs.writeFile(
-      path.join(dir, "auth.json"),
-      JSON.stringify({ auths: { [lockedProxy.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString("base64") } } }),
-      { mode: 0o600 }
-    )
+    await writeAuthJson(storePath(home), authsFor({ [lockedProxy.host]: `${USER}:${PASSWORD}` }))
     faults(lockedProxy, [{ method: "GET", path: /\/blobs\/sha256:/, fault: { kind: "redirect", status: 307 } }])
     const authAttemptsBefore = lockedProxy.blobStoreAuthAttempts
 
@@ -405,12 +382,13 @@ describe("[E7] [P5] a corrupted blob is never stored", () => {
     const r = await pull(home, ref(proxy))
 
     expect(r.code, `stderr: ${r.stderr}`).toBe(1)
-    expectCleanError(r)
+    // Blobs that finished before the failure each left their one progress line.
+    expectCleanError(r, { progress: true })
     expect(r.stdout.trim()).toBe("")
     const line = r.stderr.split("\n").find((l) => l.startsWith("error:"))!
     expect(line).toContain(layer.digest)
     expect(line).toMatch(/mismatch|does not match|expected .*got/i)
-    const layout = storeOf(home)
+    const layout = imagesDir(home)
     const present = await expectSoundBlobs(layout)
     expect(present.has(layer.digest), `${layer.digest} must not be stored`).toBe(false)
     expect(present.has(image.manifestDigest), "no manifest recorded for a failed pull").toBe(false)
@@ -435,7 +413,7 @@ describe("SIGINT during a pull", () => {
       { method: "GET", path: blobPathRe(layer.digest), times: 1, fault: { kind: "cut", afterBytes } },
       { method: "GET", path: blobPathRe(layer.digest), fault: { kind: "delay", ms: 20_000 } }
     ])
-    const layout = storeOf(home)
+    const layout = imagesDir(home)
 
     const spawned = spawnPull(home, ref(proxy, BIG_REPO))
     // The first bytes are on disk, and the resume is in flight.
@@ -444,13 +422,7 @@ describe("SIGINT during a pull", () => {
     spawned.child.kill("SIGINT")
     const r = await exitWithin(spawned, 10_000)
 
-    expect(r.signal, `killed? stderr: ${r.stderr}`).toBeNull()
-    expect(r.code, `stderr: ${r.stderr}`).toBe(130)
-    expect(r.stdout.trim()).toBe("")
-    expect(r.stderr).not.toMatch(/^\s+at\s/m)
-    const present = await expectSoundBlobs(layout)
-    expect(present.has(layer.digest)).toBe(false)
-    await expectNoTemp(layout)
+    await expectInterrupted(r, layout, [layer.digest])
   })
 
   it("[P5] interrupted mid-body (throttled stream): exit 130, no partial blob stored, .tmp/ empty", async () => {
@@ -459,8 +431,8 @@ describe("SIGINT during a pull", () => {
     faults(proxy, [])
     // 64 KiB every 10 ms: the 16 MiB layer takes ~2.5 s.
     const throttle = await startThrottle(proxy.host, 64 * KiB, 10)
-    cleanups.push(throttle.stop)
-    const layout = storeOf(home)
+    onCleanup(throttle.stop)
+    const layout = imagesDir(home)
 
     const spawned = spawnPull(home, ref(throttle, BIG_REPO))
     await waitFor("a blob GET", () => blobGets(proxy.requests, layer.digest).length >= 1)
@@ -468,13 +440,6 @@ describe("SIGINT during a pull", () => {
     spawned.child.kill("SIGINT")
     const r = await exitWithin(spawned, 10_000)
 
-    expect(r.signal, `killed? stderr: ${r.stderr}`).toBeNull()
-    expect(r.code, `stderr: ${r.stderr}`).toBe(130)
-    expect(r.stdout.trim()).toBe("")
-    expect(r.stderr).not.toMatch(/^\s+at\s/m)
-    const present = await expectSoundBlobs(layout)
-    expect(present.has(layer.digest)).toBe(false)
-    expect(present.has(big.manifestDigest)).toBe(false)
-    await expectNoTemp(layout)
+    await expectInterrupted(r, layout, [layer.digest, big.manifestDigest])
   })
 })

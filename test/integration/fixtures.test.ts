@@ -12,6 +12,7 @@ import * as path from "node:path"
 import { promisify } from "node:util"
 import { gunzipSync } from "node:zlib"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { basic } from "../support/auth.js"
 import { startFaultProxy, type ProxyHandle } from "../support/faultProxy.js"
 import {
   blobPath,
@@ -32,7 +33,7 @@ const run = promisify(execFile)
 const USER = "alice"
 const PASSWORD = "s3cret"
 const CREDS = { user: USER, password: PASSWORD }
-const BASIC = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString("base64")}`
+const BASIC = basic(USER, PASSWORD)
 
 const ACCEPT_MANIFESTS = [MEDIA_TYPES.index, MEDIA_TYPES.manifest].join(", ")
 

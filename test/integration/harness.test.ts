@@ -5,9 +5,8 @@
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { basic } from "../support/auth.js"
 import { HTPASSWD_REALM, startRegistry, TOKEN_SERVICE, type RegistryHandle } from "../support/registry.js"
-
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`
 
 const bearer = (token: string) => `Bearer ${token}`
 

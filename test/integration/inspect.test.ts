@@ -11,34 +11,26 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { makeHome, runCli, type CliResult } from "../support/cli.js"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { show } from "../support/assertions.js"
+import { authsFor, writeAuthJson } from "../support/auth.js"
+import { runCli, type CliResult } from "../support/cli.js"
 import { startFaultProxy } from "../support/faultProxy.js"
 import { blobPath, makeImage, makeIndex, MEDIA_TYPES, skopeoPush, type BuiltImage, type BuiltIndex } from "../support/images.js"
 import { startRegistry, type RegistryHandle } from "../support/registry.js"
+import { useScratch } from "../support/scratch.js"
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
 const ALICE = { user: "alice", password: "alice-Pw-7Qx9" } as const
 
-const cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-const freshHome = async (): Promise<string> => {
-  const { cleanup, home } = await makeHome()
-  cleanups.push(cleanup)
-  return home
-}
+const { freshHome, scratchDir, onCleanup } = useScratch("microagent-inspect-auth-")
 
 type Env = Record<string, string | undefined>
 
 const cli = async (args: ReadonlyArray<string>, env: Env = {}): Promise<CliResult> =>
   runCli(args, { env: { HOME: await freshHome(), ...env }, timeoutMs: 30_000 })
-
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`
 
 const expectOk = (r: CliResult) => {
   expect(r.code, show(r)).toBe(0)
@@ -125,6 +117,23 @@ const custom = {
   layerDigest: ""
 }
 
+/** `inspect --json` of the built `image` (linux/amd64, created at the epoch) named by `ref`. */
+const imageJson = (ref: string) => ({
+  reference: ref,
+  digest: image.manifestDigest,
+  mediaType: MEDIA_TYPES.manifest,
+  config: {
+    digest: image.configDigest,
+    size: image.configSize,
+    mediaType: MEDIA_TYPES.config,
+    os: "linux",
+    architecture: "amd64",
+    created: "1970-01-01T00:00:00Z"
+  },
+  layers: layersJson(image),
+  size: totalSize(image)
+})
+
 const TAGS = Array.from({ length: 150 }, (_, i) => `t${String(i).padStart(3, "0")}`)
 
 beforeAll(async () => {
@@ -194,21 +203,7 @@ describe("inspect, an image", () => {
 
   it("--json is exactly what was built", async () => {
     const ref = `${open.host}/team/app:v1`
-    expectJson(await cli(["inspect", ref, "--json"]), {
-      reference: ref,
-      digest: image.manifestDigest,
-      mediaType: MEDIA_TYPES.manifest,
-      config: {
-        digest: image.configDigest,
-        size: image.configSize,
-        mediaType: MEDIA_TYPES.config,
-        os: "linux",
-        architecture: "amd64",
-        created: "1970-01-01T00:00:00Z"
-      },
-      layers: layersJson(image),
-      size: totalSize(image)
-    })
+    expectJson(await cli(["inspect", ref, "--json"]), imageJson(ref))
   })
 
   it("--json by digest names the same image; the reference keeps the digest", async () => {
@@ -388,7 +383,7 @@ describe("tags", () => {
     // registry's list the way a paginating registry does; everything else passes through.
     const listed = await registryTags()
     const proxy = await startFaultProxy(open.host)
-    cleanups.push(() => proxy.stop())
+    onCleanup(() => proxy.stop())
     const next = `/v2/team/many/tags/list?last=${listed[99]}&n=100`
     const page = (tags: ReadonlyArray<string>, link?: string) => ({
       kind: "status" as const,
@@ -447,11 +442,7 @@ describe("inspect and tags, failures", () => {
 
 describe("a private repository (htpasswd)", () => {
   const authFile = async (password: string) => {
-    const dir = await fs.realpath(await fs.mkdtemp(path.join(tmpdir(), "microagent-inspect-auth-")))
-    cleanups.push(() => fs.rm(dir, { recursive: true, force: true }))
-    const file = path.join(dir, "auth.json")
-    const auth = Buffer.from(`${ALICE.user}:${password}`).toString("base64")
-    await fs.writeFile(file, JSON.stringify({ auths: { [locked.host]: { auth } } }), { mode: 0o600 })
+    const file = await writeAuthJson(path.join(await scratchDir(), "auth.json"), authsFor({ [locked.host]: `${ALICE.user}:${password}` }))
     return { REGISTRY_AUTH_FILE: file }
   }
 
@@ -466,21 +457,7 @@ describe("a private repository (htpasswd)", () => {
   it("with credentials from $REGISTRY_AUTH_FILE: inspect --json and tags --json work", async () => {
     const env = await authFile(ALICE.password)
     const ref = `${locked.host}/private/app:v1`
-    expectJson(await cli(["inspect", ref, "--json"], env), {
-      reference: ref,
-      digest: image.manifestDigest,
-      mediaType: MEDIA_TYPES.manifest,
-      config: {
-        digest: image.configDigest,
-        size: image.configSize,
-        mediaType: MEDIA_TYPES.config,
-        os: "linux",
-        architecture: "amd64",
-        created: "1970-01-01T00:00:00Z"
-      },
-      layers: layersJson(image),
-      size: totalSize(image)
-    })
+    expectJson(await cli(["inspect", ref, "--json"], env), imageJson(ref))
     expectJson(await cli(["tags", `${locked.host}/private/app`, "--json"], env), { repository: `${locked.host}/private/app`, tags: ["v1"] })
     const raw = await cli(["inspect", ref, "--raw"], env)
     expectOk(raw)

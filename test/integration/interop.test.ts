@@ -4,59 +4,35 @@
  * One anonymous CNCF distribution registry on loopback.
  */
 import { execFile } from "node:child_process"
-import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { promisify } from "node:util"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { makeHome, runCli, type CliResult } from "../support/cli.js"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { blobsOf, expectBlobsIntact, expectDigest, hasBlob } from "../support/assertions.js"
+import { imagesDir } from "../support/auth.js"
+import { runCli, type CliResult } from "../support/cli.js"
 import {
-  blobPath,
   makeImage,
   makeIndex,
   skopeoInspect,
   skopeoInspectDigest,
   skopeoPush,
   type BuiltImage,
-  type BuiltIndex,
-  type BuiltManifest
+  type BuiltIndex
 } from "../support/images.js"
 import { startRegistry, type RegistryHandle } from "../support/registry.js"
+import { useScratch } from "../support/scratch.js"
 
 const run = promisify(execFile)
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-const freshHome = async (): Promise<string> => {
-  const { cleanup, home } = await makeHome()
-  cleanups.push(cleanup)
-  return home
-}
-
-const scratchDir = async (): Promise<string> => {
-  const dir = await fs.realpath(await fs.mkdtemp(path.join(tmpdir(), "microagent-interop-")))
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
-const imagesDir = (home: string) => path.join(home, ".microagent", "images")
+const { freshHome, scratchDir } = useScratch("microagent-interop-")
 
 const cli = (home: string, args: ReadonlyArray<string>): Promise<CliResult> =>
   runCli(args, { env: { HOME: home }, timeoutMs: 30_000 })
-
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`
-
-const expectDigest = (r: CliResult, digest: string) => {
-  expect(r.code, show(r)).toBe(0)
-  expect(r.stdout.trim(), show(r)).toBe(digest)
-}
 
 /** Runs a tool, failing the test with its stderr. */
 const tool = async (command: string, args: ReadonlyArray<string>): Promise<string> => {
@@ -76,22 +52,6 @@ const skopeoCopy = (source: string, destination: string, extra: ReadonlyArray<st
     "--src-tls-verify=false", "--src-no-creds", "--dest-tls-verify=false", "--dest-no-creds",
     ...extra, source, destination
   ])
-
-const blobsOf = (m: BuiltManifest): Array<string> => [m.manifestDigest, m.configDigest, ...m.layerDigests]
-
-/** Every blob under blobs/<alg>/ hashes to its name. */
-const expectBlobsIntact = async (dir: string) => {
-  const bad: Array<string> = []
-  for (const alg of await fs.readdir(path.join(dir, "blobs"))) {
-    for (const hex of await fs.readdir(path.join(dir, "blobs", alg))) {
-      const actual = createHash(alg).update(await fs.readFile(path.join(dir, "blobs", alg, hex))).digest("hex")
-      if (actual !== hex) bad.push(`${alg}:${hex}`)
-    }
-  }
-  expect(bad).toEqual([])
-}
-
-const hasBlob = (dir: string, digest: string) => fs.access(blobPath(dir, digest)).then(() => true, () => false)
 
 // ---------------------------------------------------------------------------------------------
 // One registry and fixture layouts for the whole file; skopeo seeds `src/*`.

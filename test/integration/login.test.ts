@@ -5,12 +5,14 @@
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
-import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { binPath, makeHome, runCli, type CliResult } from "../support/cli.js"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { expectCleanError } from "../support/assertions.js"
+import { b64, storeDir, storePath } from "../support/auth.js"
+import { binPath, runCli, type CliResult } from "../support/cli.js"
 import { spawnPty } from "../support/pty.js"
 import { freePort, startRegistry, TOKEN_SERVICE, type RegistryHandle } from "../support/registry.js"
+import { useScratch } from "../support/scratch.js"
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -18,29 +20,7 @@ import { freePort, startRegistry, TOKEN_SERVICE, type RegistryHandle } from "../
 const USERS = { alice: "alice-Pw-7Qx9", bob: "bob-Pw-3Kd1" } as const
 const WRONG = "wrong-Pw-Zk42"
 
-const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64")
-
-const cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-/** A fresh HOME, removed after the test. */
-const freshHome = async (): Promise<string> => {
-  const { cleanup, home } = await makeHome()
-  cleanups.push(cleanup)
-  return home
-}
-
-/** A scratch directory outside HOME, removed after the test. */
-const scratchDir = async (): Promise<string> => {
-  const dir = await fs.realpath(await fs.mkdtemp(path.join(tmpdir(), "microagent-login-")))
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
-const storeDir = (home: string) => path.join(home, ".microagent")
-const storePath = (home: string) => path.join(home, ".microagent", "auth.json")
+const { freshHome, scratchDir } = useScratch("microagent-login-")
 
 const past = new Date("2001-02-03T04:05:06Z")
 
@@ -107,17 +87,13 @@ const expectSucceeded = (r: CliResult, home: string, key: string) => {
   expect(r.stderr).not.toMatch(/^error:/m)
 }
 
-/** [§5]: one `error:` line (+ an optional `hint:` line), warnings aside; never a stack trace; nothing on stdout claims success. */
-const expectCleanError = (r: CliResult, code: number): string => {
+/** [§5]: exit `code`, one `error:` line (+ an optional `hint: ` line), warnings aside; never a stack trace; nothing on stdout claims success. */
+const expectLoginError = (r: CliResult, code: number): string => {
   expect(r.code, `exit code; stderr:\n${r.stderr}`).toBe(code)
-  const rest = lines(r.stderr).filter((l) => !l.startsWith("warning:"))
-  expect(rest.length, r.stderr).toBeGreaterThanOrEqual(1)
-  expect(rest.length, r.stderr).toBeLessThanOrEqual(2)
-  expect(rest[0], r.stderr).toMatch(/^error: /)
-  expect(rest.slice(1).every((l) => l.startsWith("hint: ")), r.stderr).toBe(true)
-  expect(r.stderr).not.toMatch(/^\s+at\s/m)
+  const [error, ...hints] = expectCleanError(r)
+  expect(hints.every((l) => l.startsWith("hint: ")), r.stderr).toBe(true)
   expect(r.stdout).not.toContain("Login Succeeded")
-  return rest[0]!
+  return error!
 }
 
 /** [§5] nothing secret is ever printed: neither the password nor the `auth` value carrying it. */
@@ -158,7 +134,7 @@ describe("[L5] login against a Basic (htpasswd) registry", () => {
   it("[L5][E3] wrong password with no store: exit 4, one error naming the registry, no secret printed, still no store", async () => {
     const home = await freshHome()
     const r = await login(home, registry.host, "alice", WRONG)
-    const error = expectCleanError(r, 4)
+    const error = expectLoginError(r, 4)
     expect(error).toContain(registry.host)
     expectNoSecret(r.stdout + r.stderr, "alice", WRONG)
     expect(await snapshot(storePath(home))).toEqual({ exists: false })
@@ -169,7 +145,7 @@ describe("[L5] login against a Basic (htpasswd) registry", () => {
     await seedStore(home, { auths: { "other.example": { auth: b64("carol:carol-pw") } } })
     const before = await snapshot(storePath(home))
     const r = await login(home, registry.host, "alice", WRONG)
-    const error = expectCleanError(r, 4)
+    const error = expectLoginError(r, 4)
     expect(error).toContain(registry.host)
     expectNoSecret(r.stdout + r.stderr, "alice", WRONG)
     expect(await snapshot(storePath(home))).toEqual(before)
@@ -180,7 +156,7 @@ describe("[L5] login against a Basic (htpasswd) registry", () => {
     await seedStore(home, { auths: { [registry.host]: { auth: b64(`alice:${USERS.alice}`) } } })
     const before = await snapshot(storePath(home))
     const r = await login(home, registry.host, "mallory", USERS.alice)
-    expectCleanError(r, 4)
+    expectLoginError(r, 4)
     expectNoSecret(r.stdout + r.stderr, "mallory", USERS.alice)
     expect(await snapshot(storePath(home))).toEqual(before)
   })
@@ -361,7 +337,7 @@ describe("[L5] login against a Bearer (token server) registry", () => {
     const seen = registry.tokenRequests.length
 
     const r = await login(home, registry.host, "alice", WRONG)
-    const error = expectCleanError(r, 4)
+    const error = expectLoginError(r, 4)
     expect(error).toContain(registry.host)
     expectNoSecret(r.stdout + r.stderr, "alice", WRONG)
     expect(await snapshot(storePath(home))).toEqual(before)
@@ -374,7 +350,7 @@ describe("[L5] login against a Bearer (token server) registry", () => {
   it("[L5][E3] wrong password with no store: exit 4 and still no store", async () => {
     const home = await freshHome()
     const r = await login(home, registry.host, "alice", WRONG)
-    expectCleanError(r, 4)
+    expectLoginError(r, 4)
     expect(await snapshot(storePath(home))).toEqual({ exists: false })
   })
 })
@@ -390,7 +366,7 @@ describe("[L5] registries that cannot verify, and no registry at all", () => {
     const home = await freshHome()
     const host = await unreachableHost()
     const r = await login(home, host, "alice", USERS.alice)
-    const error = expectCleanError(r, 1)
+    const error = expectLoginError(r, 1)
     expect(error).toContain(host)
     expectNoSecret(r.stdout + r.stderr, "alice", USERS.alice)
     expect(await snapshot(storePath(home))).toEqual({ exists: false })
@@ -402,7 +378,7 @@ describe("[L5] registries that cannot verify, and no registry at all", () => {
     await seedStore(home, { auths: { [host]: { auth: b64("alice:old-password") }, "other.example": { auth: b64("carol:carol-pw") } } })
     const before = await snapshot(storePath(home))
     const r = await login(home, host, "alice", USERS.alice)
-    expect(expectCleanError(r, 1)).toContain(host)
+    expect(expectLoginError(r, 1)).toContain(host)
     expect(await snapshot(storePath(home))).toEqual(before)
   })
 
@@ -447,14 +423,14 @@ describe("[L1][L2][L3][L4] arguments and password input", () => {
   it.each([[""], ["\n"], ["\r\n"]])("[L3] an empty password (stdin %j) is refused: exit 2, nothing stored", async (input) => {
     const home = await freshHome()
     const r = await cli(home, ["registry", "login", KEY, "-u", "alice", "--password-stdin", "--no-verify"], {}, input)
-    expectCleanError(r, 2)
+    expectLoginError(r, 2)
     expect(await snapshot(storePath(home))).toEqual({ exists: false })
   })
 
   it("[L2] -u missing: exit 2, nothing stored", async () => {
     const home = await freshHome()
     const r = await cli(home, ["registry", "login", KEY, "--password-stdin", "--no-verify"], {}, "pw\n")
-    expectCleanError(r, 2)
+    expectLoginError(r, 2)
     expect(await snapshot(storePath(home))).toEqual({ exists: false })
   })
 
@@ -463,7 +439,7 @@ describe("[L1][L2][L3][L4] arguments and password input", () => {
     await seedStore(home, { auths: { "other.example": { auth: b64("carol:carol-pw") } } })
     const before = await snapshot(storePath(home))
     const r = await cli(home, ["registry", "login", KEY, "-u", "al:ice", "--password-stdin", "--no-verify"], {}, "pw\n")
-    expectCleanError(r, 2)
+    expectLoginError(r, 2)
     expect(await snapshot(storePath(home))).toEqual(before)
   })
 
@@ -472,7 +448,7 @@ describe("[L1][L2][L3][L4] arguments and password input", () => {
     const started = Date.now()
     const r = await cli(home, ["registry", "login", KEY, "-u", "alice"])
     expect(Date.now() - started).toBeLessThan(5_000)
-    expectCleanError(r, 2)
+    expectLoginError(r, 2)
     expect(r.stderr).toContain("--password-stdin")
     expect(await snapshot(storePath(home))).toEqual({ exists: false })
   })
@@ -521,7 +497,7 @@ describe("[L1][L2][L3][L4] arguments and password input", () => {
     const home = await freshHome()
     const host = await unreachableHost()
     const r = await login(home, form.replace("{host}", host), "alice", "pw")
-    expectCleanError(r, 2)
+    expectLoginError(r, 2)
     expect(await snapshot(storePath(home))).toEqual({ exists: false })
   })
 })

@@ -7,12 +7,14 @@
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { binPath, makeHome, runCli, type CliResult } from "../support/cli.js"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { show } from "../support/assertions.js"
+import { binPath, runCli, type CliResult } from "../support/cli.js"
 import { startFaultProxy, type ProxyHandle } from "../support/faultProxy.js"
 import { makeImage, skopeoPush, type BuiltImage } from "../support/images.js"
 import { spawnPty } from "../support/pty.js"
 import { startRegistry, type RegistryHandle } from "../support/registry.js"
+import { useScratch } from "../support/scratch.js"
 
 const MiB = 1024 * 1024
 
@@ -45,21 +47,10 @@ afterAll(async () => {
   if (layoutDir !== undefined) await fs.rm(layoutDir, { recursive: true, force: true })
 })
 
-const cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-const freshHome = async (): Promise<string> => {
-  const { cleanup, home } = await makeHome()
-  cleanups.push(cleanup)
-  return home
-}
+const { freshHome } = useScratch()
 
 const cli = (home: string, args: ReadonlyArray<string>): Promise<CliResult> =>
   runCli(args, { env: { HOME: home }, timeoutMs: 30_000 })
-
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`
 
 const short = (digest: string) => digest.slice(0, "sha256:".length + 12)
 const totalBytes = () => blobs.reduce((sum, b) => sum + b.size, 0)

@@ -13,38 +13,26 @@ import * as Stream from "effect/Stream"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Live from "../../src/Live.js"
 import * as RegistryClient from "../../src/RegistryClient.js"
-import { makeHome, runCli, type CliResult } from "../support/cli.js"
+import { expectDigest } from "../support/assertions.js"
+import { b64, storePath, writeAuthJson } from "../support/auth.js"
+import { runCli, type CliResult } from "../support/cli.js"
 import { startFaultProxy, type ProxyHandle, type RecordedRequest } from "../support/faultProxy.js"
 import { makeImage, skopeoPush, type BuiltImage } from "../support/images.js"
 import { startRegistry, TOKEN_SERVICE, type RegistryHandle, type TokenRequest } from "../support/registry.js"
+import { useScratch } from "../support/scratch.js"
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
 const ALICE = { user: "alice", password: "alice-Pw-7Qx9" } as const
 
-const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64")
-
-const cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-const freshHome = async (): Promise<string> => {
-  const { cleanup, home } = await makeHome()
-  cleanups.push(cleanup)
-  return home
-}
+const { freshHome } = useScratch()
 
 /** Writes microagent's own store ([C1]) with the given `auths` entries. */
-const seedStore = async (home: string, auths: Record<string, Record<string, string>>) => {
-  const file = path.join(home, ".microagent", "auth.json")
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
-  await fs.writeFile(file, JSON.stringify({ auths }, null, 2), { mode: 0o600 })
-}
+const seedStore = (home: string, auths: Record<string, Record<string, string>>) => writeAuthJson(storePath(home), { auths })
 
 /** A HOME whose own store holds alice's password for each of `hosts`. */
 const aliceHome = async (...hosts: ReadonlyArray<string>): Promise<string> => {
@@ -55,13 +43,6 @@ const aliceHome = async (...hosts: ReadonlyArray<string>): Promise<string> => {
 
 const cli = (home: string, args: ReadonlyArray<string>): Promise<CliResult> =>
   runCli(args, { env: { HOME: home }, timeoutMs: 20_000 })
-
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`
-
-const expectDigest = (r: CliResult, digest: string) => {
-  expect(r.code, show(r)).toBe(0)
-  expect(r.stdout.trim(), show(r)).toBe(digest)
-}
 
 /** The scopes a token request asked for (GET: `scope` query params; POST: the form's space-separated `scope`). */
 const scopesOf = (r: TokenRequest): Array<string> => {

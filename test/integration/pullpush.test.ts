@@ -5,15 +5,15 @@
  *
  * Fixtures are seeded with skopeo in beforeAll, so a pull test never depends on microagent's push.
  */
-import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { makeHome, runCli, type CliResult } from "../support/cli.js"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { blobsOf, expectBlobsIntact, expectDigest, hasBlob, PROGRESS_LINE, show } from "../support/assertions.js"
+import { authsFor, imagesDir, storePath, writeAuthJson } from "../support/auth.js"
+import { runCli, type CliResult } from "../support/cli.js"
 import { startFaultProxy, type ProxyHandle } from "../support/faultProxy.js"
 import {
-  blobPath,
   makeImage,
   makeIndex,
   skopeoInspect,
@@ -21,10 +21,10 @@ import {
   skopeoPush,
   type BuiltImage,
   type BuiltIndex,
-  type BuiltManifest,
   type SkopeoCredentials
 } from "../support/images.js"
 import { startRegistry, type RegistryAuth, type RegistryHandle } from "../support/registry.js"
+import { useScratch } from "../support/scratch.js"
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -34,91 +34,27 @@ const WRONG = "wrong-Pw-Zk42"
 const REF_NAME = "org.opencontainers.image.ref.name"
 const IMAGE_NAME = "io.containerd.image.name"
 
-const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64")
-
-const cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-/** A fresh HOME, removed after the test. */
-const freshHome = async (): Promise<string> => {
-  const { cleanup, home } = await makeHome()
-  cleanups.push(cleanup)
-  return home
-}
-
-/** A scratch directory outside HOME, removed after the test. */
-const scratchDir = async (): Promise<string> => {
-  const dir = await fs.realpath(await fs.mkdtemp(path.join(tmpdir(), "microagent-pullpush-")))
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
-const storePath = (home: string) => path.join(home, ".microagent", "auth.json")
-const imagesDir = (home: string) => path.join(home, ".microagent", "images")
-
-type Auths = Record<string, { auth: string }>
-const authsFor = (entries: Record<string, string>): { auths: Auths } => ({
-  auths: Object.fromEntries(Object.entries(entries).map(([key, userPass]) => [key, { auth: b64(userPass) }]))
-})
-
-const writeJson = async (file: string, content: unknown): Promise<string> => {
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
-  await fs.writeFile(file, JSON.stringify(content, null, 2), { mode: 0o600 })
-  return file
-}
+const { freshHome, scratchDir } = useScratch("microagent-pullpush-")
 
 /** Writes microagent's own store ([C1]) with `key → user:password` entries. */
-const seedStore = (home: string, entries: Record<string, string>) => writeJson(storePath(home), authsFor(entries))
+const seedStore = (home: string, entries: Record<string, string>) => writeAuthJson(storePath(home), authsFor(entries))
 
 /** Writes a containers-auth.json outside HOME, to be named by $REGISTRY_AUTH_FILE. */
 const seedAuthFile = async (entries: Record<string, string>): Promise<string> =>
-  writeJson(path.join(await scratchDir(), "containers-auth.json"), authsFor(entries))
+  writeAuthJson(path.join(await scratchDir(), "containers-auth.json"), authsFor(entries))
 
 type Env = Record<string, string | undefined>
 
 const cli = (home: string, args: ReadonlyArray<string>, env: Env = {}): Promise<CliResult> =>
   runCli(args, { env: { HOME: home, ...env }, timeoutMs: 30_000 })
 
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`
-
-/** Exit 0 and a single digest line on stdout. */
-const expectDigest = (r: CliResult, digest: string) => {
-  expect(r.code, show(r)).toBe(0)
-  expect(r.stdout.trim(), show(r)).toBe(digest)
-  expect(r.stdout.trim().split("\n"), show(r)).toHaveLength(1)
-}
-
-/** Exits with `code` and an `error:` line first on stderr, nothing on stdout. */
-/** Progress lines of blobs that finished before the failure (one each, through a pipe). */
-const progressLine = /^sha256:[0-9a-f]{12}\s/
-
+/** Exits with `code` and an `error:` line first on stderr (progress lines aside), nothing on stdout. */
 const expectFailure = (r: CliResult, code: number) => {
   expect(r.code, show(r)).toBe(code)
-  const lines = r.stderr.split("\n").filter((l) => l !== "" && !progressLine.test(l))
+  const lines = r.stderr.split("\n").filter((l) => l !== "" && !PROGRESS_LINE.test(l))
   expect(lines[0], show(r)).toMatch(/^error: \S/)
   expect(r.stdout, show(r)).toBe("")
 }
-
-/** Every file under blobs/<alg>/ whose content does not hash to its name, plus the digests present. */
-const auditBlobs = async (dir: string): Promise<{ present: Set<string>; bad: Array<string> }> => {
-  const present = new Set<string>()
-  const bad: Array<string> = []
-  const blobs = path.join(dir, "blobs")
-  for (const alg of await fs.readdir(blobs)) {
-    for (const hex of await fs.readdir(path.join(blobs, alg))) {
-      const bytes = await fs.readFile(path.join(blobs, alg, hex))
-      const actual = createHash(alg).update(bytes).digest("hex")
-      if (actual !== hex) bad.push(`${alg}:${hex} holds ${alg}:${actual}`)
-      present.add(`${alg}:${hex}`)
-    }
-  }
-  return { present, bad }
-}
-
-const hasBlob = async (dir: string, digest: string): Promise<boolean> =>
-  fs.access(blobPath(dir, digest)).then(() => true, () => false)
 
 interface IndexEntry {
   readonly mediaType: string
@@ -129,14 +65,11 @@ interface IndexEntry {
 const readIndexJson = async (dir: string): Promise<ReadonlyArray<IndexEntry>> =>
   (JSON.parse(await fs.readFile(path.join(dir, "index.json"), "utf8")) as { manifests: Array<IndexEntry> }).manifests
 
-const blobsOf = (m: BuiltManifest): Array<string> => [m.manifestDigest, m.configDigest, ...m.layerDigests]
-
 /** A layout microagent wrote is sound: oci-layout present, every blob hashes to its name, every expected blob there. */
 const expectSoundLayout = async (dir: string, expected: ReadonlyArray<string>) => {
   const layoutFile = JSON.parse(await fs.readFile(path.join(dir, "oci-layout"), "utf8")) as { imageLayoutVersion?: string }
   expect(layoutFile.imageLayoutVersion).toBe("1.0.0")
-  const { bad, present } = await auditBlobs(dir)
-  expect(bad, "blobs whose content does not match their name").toEqual([])
+  const present = await expectBlobsIntact(dir)
   expect(expected.filter((d) => !present.has(d)), "expected blobs missing from the layout").toEqual([])
   return present
 }
@@ -423,7 +356,7 @@ describe("credential resolution on pull (htpasswd registry) [C4][C7][C8]", () =>
 
   it("[C4][E1] ~/.docker/config.json with the right credentials is never used: exit 3", async () => {
     const home = await freshHome()
-    await writeJson(path.join(home, ".docker", "config.json"), authsFor({ [registry.host]: right }))
+    await writeAuthJson(path.join(home, ".docker", "config.json"), authsFor({ [registry.host]: right }))
     const r = await pull(home, "team/app")
     expectFailure(r, 3)
     expect(r.stderr).toContain(`microagent registry login ${registry.host}`)
@@ -432,7 +365,7 @@ describe("credential resolution on pull (htpasswd registry) [C4][C7][C8]", () =>
   it("[C4][E1] $DOCKER_CONFIG/config.json with the right credentials is never used: exit 3", async () => {
     const home = await freshHome()
     const dockerConfig = await scratchDir()
-    await writeJson(path.join(dockerConfig, "config.json"), authsFor({ [registry.host]: right }))
+    await writeAuthJson(path.join(dockerConfig, "config.json"), authsFor({ [registry.host]: right }))
     const r = await pull(home, "team/app", { DOCKER_CONFIG: dockerConfig })
     expectFailure(r, 3)
     expect(r.stderr).toContain(`microagent registry login ${registry.host}`)

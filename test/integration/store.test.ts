@@ -4,38 +4,18 @@
  * microagent must never read or run, resolution order in `list`, and that no secret is ever printed.
  */
 import * as fs from "node:fs/promises"
-import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { makeHome, runCli, type CliResult } from "../support/cli.js"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { expectCleanError } from "../support/assertions.js"
+import { b64, storeDir, storePath } from "../support/auth.js"
+import { runCli, type CliResult } from "../support/cli.js"
 import { startRegistry, type RegistryHandle } from "../support/registry.js"
+import { useScratch } from "../support/scratch.js"
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64")
-
-const cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-/** A fresh HOME, removed after the test. */
-const freshHome = async (): Promise<string> => {
-  const { cleanup, home } = await makeHome()
-  cleanups.push(cleanup)
-  return home
-}
-
-/** A scratch directory outside HOME, removed after the test. */
-const scratchDir = async (): Promise<string> => {
-  const dir = await fs.realpath(await fs.mkdtemp(path.join(tmpdir(), "microagent-store-")))
-  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
-const storeDir = (home: string) => path.join(home, ".microagent")
-const storePath = (home: string) => path.join(home, ".microagent", "auth.json")
+const { freshHome, scratchDir } = useScratch("microagent-store-")
 
 /** Writes microagent's own store as a user (or another tool) might have left it. */
 const seedStore = async (home: string, content: unknown, mode = 0o600): Promise<string> => {
@@ -92,16 +72,6 @@ const core = (rows: ReadonlyArray<Row>) =>
 
 const stdoutLines = (r: CliResult) => r.stdout.split("\n").filter((l) => l.trim() !== "")
 const stderrLines = (r: CliResult) => r.stderr.split("\n").filter((l) => l.trim() !== "")
-
-/** [§5]: an error is one `error:` line (+ optional `hint:` line), never a stack trace. */
-const expectCleanError = (r: CliResult) => {
-  const lines = stderrLines(r).filter((l) => !l.startsWith("warning:"))
-  expect(lines.length, r.stderr).toBeGreaterThanOrEqual(1)
-  expect(lines[0], r.stderr).toMatch(/^error: /)
-  expect(lines.slice(1).every((l) => l.startsWith("hint:")), r.stderr).toBe(true)
-  expect(lines.length, r.stderr).toBeLessThanOrEqual(2)
-  expect(r.stderr).not.toMatch(/^\s+at\s/m)
-}
 
 const mode = async (p: string) => (await fs.stat(p)).mode & 0o777
 
