@@ -1,8 +1,11 @@
 // Bundles the CLI: unbundled @effect barrels cost about a second per start.
 import { build } from "esbuild"
-import { readFileSync } from "node:fs"
+import { readFileSync, rmSync } from "node:fs"
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
+
+// Chunk names carry content hashes: old ones would pile up.
+rmSync("dist/chunks", { recursive: true, force: true })
 
 await build({
   entryPoints: { bin: "src/bin.ts" },
