@@ -6,7 +6,6 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import * as Digest from "./domain/Digest.js"
 import { DigestMismatch, ImageStoreError, NotFound } from "./domain/Errors.js"
@@ -96,23 +95,6 @@ export class Images extends Context.Tag("microagent/Images")<Images, ImagesServi
 
 const defaultJobs = 4
 
-/**
- * Network chunks are small (16–64 KiB) and the file sink awaits each write: written one by one,
- * a pull spends most of its time waiting on the disk. Gathering about 1 MiB per write, while the
- * next megabyte is already being received, made a 256 MiB pull about twice as fast (measured
- * with `npm run bench`).
- */
-const inLargeWrites = <E, R>(stream: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E, R> =>
-  stream.pipe(
-    Stream.aggregate(Sink.foldWeighted({
-      initial: [] as ReadonlyArray<Uint8Array>,
-      maxCost: 1024 * 1024,
-      cost: (_, chunk) => chunk.length,
-      body: (parts, chunk) => [...parts, chunk]
-    })),
-    Stream.map((parts) => parts.length === 1 ? parts[0]! : Buffer.concat(parts))
-  )
-
 export const make = Effect.gen(function*() {
   const client = yield* RegistryClient
   const store = yield* ImageStore
@@ -126,7 +108,6 @@ export const make = Effect.gen(function*() {
       yield* Effect.scoped(Effect.gen(function*() {
         const temp = yield* layout.tempBlob
         yield* counter.count(descriptor, client.blob(repo, descriptor)).pipe(
-          inLargeWrites,
           Stream.run(fs.sink(temp)),
           Effect.catchTags({
             SystemError: (e) => ImageStoreError.of(temp, `cannot write it (${e.message})`),
