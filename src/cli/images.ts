@@ -58,16 +58,16 @@ const document = (reference: Reference.Reference, moved: Moved, elapsed: Duratio
 
 const checkJobs = (n: number) => n >= 1 && n <= 64 ? Effect.void : Effect.fail(new UsageError({ message: `--jobs must be between 1 and 64, not ${n}` }))
 
+/** The flags every transfer takes. */
+const transferOptions = { jobs, quiet, json, insecure: insecureOption }
+
 const pull = Command.make(
   "pull",
   {
     image: Args.text({ name: "reference" }).pipe(Args.withDescription("Image to pull: [registry/]repository[:tag][@digest], e.g. alpine:3.20 or localhost:5000/team/app@sha256:<hex>")),
     platform: Options.text("platform").pipe(Options.withDescription("Pick one platform of a multi-platform image: os/arch[/variant], e.g. --platform linux/arm64"), Options.optional),
     output: Options.directory("output").pipe(Options.withDescription("Write an OCI layout to this folder instead of the shared store, e.g. --output ./app-layout"), Options.optional),
-    jobs,
-    quiet,
-    json,
-    insecure: insecureOption
+    ...transferOptions
   },
   (args) =>
     Effect.gen(function*() {
@@ -104,10 +104,7 @@ const push = Command.make(
   {
     source: Args.text({ name: "source" }).pipe(Args.withDescription("An image in the store (by reference) or a layout: oci:<dir>[:<tag>], e.g. oci:./app-layout:1.0")),
     image: Args.text({ name: "reference" }).pipe(Args.withDescription("Where to push it: registry/repository[:tag], e.g. localhost:5000/team/app:1.0")),
-    jobs,
-    quiet,
-    json,
-    insecure: insecureOption
+    ...transferOptions
   },
   (args) =>
     Effect.gen(function*() {
