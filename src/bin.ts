@@ -55,6 +55,11 @@ Effect.suspend(() => run(MICROAGENT_VERSION)(process.argv)).pipe(
   NodeRuntime.runMain({
     disableErrorReporting: true,
     disablePrettyLogger: true,
-    teardown: (exit, onExit) => onExit(exitCode(exit))
+    // Exit once the output is flushed: undici closes its kept-alive sockets on a timer tick,
+    // which would keep a finished command alive for up to a few hundred milliseconds more.
+    teardown: (exit) => {
+      const code = exitCode(exit)
+      process.stdout.write("", () => process.stderr.write("", () => process.exit(code)))
+    }
   })
 )

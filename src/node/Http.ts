@@ -37,7 +37,8 @@ const dispatcher = Layer.scoped(
         connectorFor(host)(options, callback)
       }
     })
-    yield* Effect.addFinalizer(() => Effect.promise(() => agent.destroy()))
+    // Not awaited: undici finishes closing on a timer tick, and the process exits right after.
+    yield* Effect.addFinalizer(() => Effect.sync(() => void agent.destroy()))
     return agent
   })
 )
