@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import { CredentialResolver } from "./CredentialResolver.js"
+import * as Bytes from "./domain/Bytes.js"
 import * as Challenge from "./domain/Challenge.js"
 import * as Credential from "./domain/Credential.js"
 import * as Digest from "./domain/Digest.js"
@@ -158,7 +159,9 @@ export const make = (options: Options = {}) =>
       })
       if (response.status === 404) return yield* notFound(repo.registry, what, response)
       if (response.status !== 200) return yield* unexpected(repo.registry, what, response)
-      const bytes = yield* readCapped(response, Manifest.maxBytes).pipe(
+      const bytes = yield* response.stream.pipe(
+        Stream.mapError((e) => e.message),
+        Bytes.collectUpTo(Manifest.maxBytes, () => `larger than the ${Manifest.maxBytes / 1024 / 1024} MiB cap`),
         Effect.mapError((reason) => RegistryUnavailable.of(repo.registry, `${what}: ${reason}`))
       )
       const digest = Digest.format(Digest.of(bytes))
@@ -281,7 +284,7 @@ export const make = (options: Options = {}) =>
         // A failed session is not resumed: uploads retry by starting a new one ([P7]).
         const transient = Either.isLeft(put)
           ? put.left._tag === "RegistryUnavailable"
-          : [408, 429, 500, 502, 503, 504].includes(put.right.status)
+          : Transport.retryable.has(put.right.status)
         if (!transient || attempt >= 5) {
           if (Either.isLeft(put)) return yield* put.left
           if (put.right.status === 400) {
@@ -331,17 +334,6 @@ export const make = (options: Options = {}) =>
 
     return RegistryClient.of({ checkLogin, getManifest, blob, uploadBlob, putManifest, listTags })
   })
-
-/** Reads a body up to `limit` bytes; a larger one is refused, not truncated. */
-const readCapped = (response: HttpClientResponse.HttpClientResponse, limit: number) =>
-  response.stream.pipe(
-    Stream.mapError((e) => e.message),
-    Stream.runFoldEffect({ parts: [] as Array<Uint8Array>, size: 0 }, (acc, chunk) =>
-      acc.size + chunk.length > limit
-        ? Effect.fail(`larger than the ${limit / 1024 / 1024} MiB cap`)
-        : Effect.succeed({ parts: [...acc.parts, chunk], size: acc.size + chunk.length })),
-    Effect.map(({ parts }) => new Uint8Array(Buffer.concat(parts)))
-  )
 
 /**
  * Needs an HttpClient (Node programs provide `NodeHttpClient.layerUndici`), CredentialResolver

@@ -10,6 +10,7 @@ import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
 import type { BlobEvent, Moved } from "../src/Images.js"
 import * as Progress from "../src/cli/progress.js"
+import * as Bytes from "../src/domain/Bytes.js"
 
 const size80 = { columns: 80, rows: 24 }
 const digest = (c: string) => `sha256:${c.repeat(64)}`
@@ -96,11 +97,11 @@ const screen = (output: string): Array<string> => {
 
 describe("formatting", () => {
   it("bytes in binary units, durations in s / m / h, digests to 12 hex digits", () => {
-    assert.strictEqual(Progress.formatBytes(0), "0 B")
-    assert.strictEqual(Progress.formatBytes(1023), "1023 B")
-    assert.strictEqual(Progress.formatBytes(1536), "1.5 KiB")
-    assert.strictEqual(Progress.formatBytes(12.34 * MiB), "12.3 MiB")
-    assert.strictEqual(Progress.formatBytes(3 * 1024 * MiB), "3.0 GiB")
+    assert.strictEqual(Bytes.format(0), "0 B")
+    assert.strictEqual(Bytes.format(1023), "1023 B")
+    assert.strictEqual(Bytes.format(1536), "1.5 KiB")
+    assert.strictEqual(Bytes.format(12.34 * MiB), "12.3 MiB")
+    assert.strictEqual(Bytes.format(3 * 1024 * MiB), "3.0 GiB")
     assert.strictEqual(Progress.formatDuration(420), "0.4s")
     assert.strictEqual(Progress.formatDuration(125_000), "2m05s")
     assert.strictEqual(Progress.formatDuration(3_720_000), "1h02m")

@@ -14,8 +14,8 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import { NotFound, RegistryUnavailable, UsageError } from "../domain/Errors.js"
+import * as Bytes from "../domain/Bytes.js"
 import * as Manifest from "../domain/Manifest.js"
 import * as Platform from "../domain/Platform.js"
 import * as Reference from "../domain/Reference.js"
@@ -39,13 +39,7 @@ const configBytes = (repo: Repository, descriptor: Manifest.Descriptor) =>
     const what = `config blob ${descriptor.digest}`
     const tooLarge = RegistryUnavailable.of(repo.registry, `${what}: larger than the ${maxConfigBytes / 1024 / 1024} MiB cap`)
     if (descriptor.size > maxConfigBytes) return yield* tooLarge
-    const parts = yield* (yield* RegistryClient).blob(repo, descriptor).pipe(
-      Stream.runFoldEffect({ parts: [] as Array<Uint8Array>, size: 0 }, (acc, chunk) =>
-        acc.size + chunk.length > maxConfigBytes
-          ? Effect.fail(tooLarge)
-          : Effect.succeed({ parts: [...acc.parts, chunk], size: acc.size + chunk.length }))
-    )
-    return new Uint8Array(Buffer.concat(parts.parts))
+    return yield* (yield* RegistryClient).blob(repo, descriptor).pipe(Bytes.collectUpTo(maxConfigBytes, () => tooLarge))
   })
 
 const Strings = Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
@@ -173,20 +167,7 @@ const describe = (
 // ---------------------------------------------------------------------------------------------
 // Human output
 
-/** `1536` → `1.5 KiB`: binary units, one decimal from KiB up. */
-const humanSize = (bytes: number): string => {
-  const units = ["KiB", "MiB", "GiB", "TiB"]
-  if (bytes < 1024) return `${bytes} B`
-  let value = bytes / 1024
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return `${value.toFixed(1)} ${units[unit]}`
-}
-
-const sized = (bytes: number) => bytes < 1024 ? `${bytes} B` : `${humanSize(bytes)} (${bytes} bytes)`
+const sized = (bytes: number) => bytes < 1024 ? `${bytes} B` : `${Bytes.format(bytes)} (${bytes} bytes)`
 
 const humanLines = (doc: InspectJson): ReadonlyArray<string> => {
   const row = (label: string, value: string) => `${label.padEnd(12)}${value}`
@@ -223,7 +204,7 @@ const humanLines = (doc: InspectJson): ReadonlyArray<string> => {
     for (const l of doc.layers) lines.push(`  ${l.digest}  ${sized(l.size)}`)
   }
   if (doc.size !== undefined) {
-    const total = doc.size < 1024 ? `${doc.size} B (config and layers)` : `${humanSize(doc.size)} (${doc.size} bytes, config and layers)`
+    const total = doc.size < 1024 ? `${doc.size} B (config and layers)` : `${Bytes.format(doc.size)} (${doc.size} bytes, config and layers)`
     lines.push(row("Total size", total))
   }
   return lines

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
+import * as Bytes from "../domain/Bytes.js"
 import type { BlobEvent, Moved } from "../Images.js"
 import { Stdio, type TerminalSize } from "./Stdio.js"
 
@@ -40,19 +41,6 @@ export const display = (quiet: boolean): Effect.Effect<Display, never, Stdio> =>
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
-const units = ["B", "KiB", "MiB", "GiB", "TiB"] as const
-
-/** `512 B`, `1.5 KiB`, `12.3 MiB`. */
-export const formatBytes = (n: number): string => {
-  let value = n
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`
-}
-
 /** `0.4s`, `12.3s`, `2m05s`, `1h02m`. */
 export const formatDuration = (ms: number): string => {
   if (ms < 60_000) return `${(Math.max(0, ms) / 1000).toFixed(1)}s`
@@ -71,8 +59,8 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
 
 /** `pulled sha256:…: 4.0 MiB moved (4 blobs), 1.1 KiB already present (1 blob), in 0.4s` */
 export const summaryLine = (verb: string, moved: Moved, elapsedMs: number): string =>
-  `${verb} ${moved.digest}: ${formatBytes(moved.bytesTransferred)} moved (${plural(moved.transferred, "blob")}), ` +
-  `${formatBytes(moved.bytesSkipped)} already present (${plural(moved.skipped, "blob")}), in ${formatDuration(elapsedMs)}`
+  `${verb} ${moved.digest}: ${Bytes.format(moved.bytesTransferred)} moved (${plural(moved.transferred, "blob")}), ` +
+  `${Bytes.format(moved.bytesSkipped)} already present (${plural(moved.skipped, "blob")}), in ${formatDuration(elapsedMs)}`
 
 // ---------------------------------------------------------------------------------------------
 // State and rendering (pure: tests drive it with events and a clock of their own)
@@ -142,16 +130,16 @@ export const makeRenderer = (options: { readonly tty: boolean; readonly now: () 
   }
 
   const plainLine = (blob: BlobState) =>
-    `${shortDigest(blob.digest)}  ${formatBytes(blob.size).padStart(9)}  ${blob.state}\n`
+    `${shortDigest(blob.digest)}  ${Bytes.format(blob.size).padStart(9)}  ${blob.state}\n`
 
   const ttyLine = (blob: BlobState, columns: number, at: number): string => {
     const width = Math.max(1, columns - 1) // never the last column: a wrapped line breaks the redraw
-    const bytes = blob.state === "exists" ? formatBytes(blob.size) : `${formatBytes(blob.done)} / ${formatBytes(blob.size)}`
+    const bytes = blob.state === "exists" ? Bytes.format(blob.size) : `${Bytes.format(blob.done)} / ${Bytes.format(blob.size)}`
     const seconds = ((blob.state === "moving" ? at : blob.finishedAt) - blob.startedAt) / 1000
     const tail = blob.state !== "moving"
       ? blob.state
       : blob.done > 0 && seconds > 0
-      ? `${formatBytes(blob.done / seconds)}/s`
+      ? `${Bytes.format(blob.done / seconds)}/s`
       : ""
     const head = shortDigest(blob.digest)
     const fixed = head.length + 2 + 21 + 2 + 11
@@ -187,7 +175,7 @@ export const makeRenderer = (options: { readonly tty: boolean; readonly now: () 
     }
     const hidden = shown.length - (budget - 1)
     const visible = hidden > 0 ? shown.slice(0, budget - 1) : shown
-    const more = `${plural(folded, "blob")} finished (${formatBytes(foldedBytes)})${hidden > 0 ? `, ${hidden} more moving` : ""}`
+    const more = `${plural(folded, "blob")} finished (${Bytes.format(foldedBytes)})${hidden > 0 ? `, ${hidden} more moving` : ""}`
     return [more.slice(0, Math.max(1, size.columns - 1)), ...visible.map((b) => ttyLine(b, size.columns, at))]
   }
 
