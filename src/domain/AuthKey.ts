@@ -40,7 +40,8 @@ export const parse = (raw: string): Either.Either<Parsed, string> => {
     rest = rest.slice(scheme[0].length)
     legacy = true
   }
-  const suffix = /\/(?:v[12]\/?)?$/.exec(rest)
+  // `/v1` without its slash is taken as legacy only in a URL: `ghcr.io/v1` is a namespace named v1.
+  const suffix = (legacy ? /\/(?:v[12]\/?)?$/ : /\/(?:v[12]\/)?$/).exec(rest)
   if (suffix) {
     rest = rest.slice(0, suffix.index)
     legacy = true

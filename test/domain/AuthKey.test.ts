@@ -11,6 +11,13 @@ describe("AuthKey", () => {
     assert.strictEqual(normalize(legacy), key)
   })
 
+  it("[C5] a namespace named v1 or v2 is a namespace; only `/v1/`, or `/v1` in a URL, is a legacy suffix", () => {
+    assert.strictEqual(normalize("ghcr.io/v1"), "ghcr.io/v1")
+    assert.strictEqual(normalize("ghcr.io/team/v2"), "ghcr.io/team/v2")
+    assert.strictEqual(normalize("ghcr.io/v1/"), "ghcr.io")
+    assert.strictEqual(normalize("https://ghcr.io/v1"), "ghcr.io")
+  })
+
   it.prop("[C5] host names compare case-insensitively, ports are significant", { host: Arb.hostname, port: FastCheck.integer({ min: 1, max: 65535 }) }, ({ host, port }) => {
     assert.strictEqual(normalize(host.toUpperCase()), host)
     assert.notStrictEqual(normalize(`${host}:${port}`), normalize(host))

@@ -23,12 +23,18 @@ export const path = FastCheck.array(segment, { minLength: 0, maxLength: 3 })
 /** A canonical key: `host[/namespace...]`. */
 export const key = FastCheck.tuple(host, path).map(([h, p]) => [h, ...p].join("/"))
 
-/** A key in one of the legacy spellings of [C5] that mean the same key. */
+/**
+ * A key in one of the legacy spellings of [C5] that mean the same key. `/v1` without its slash
+ * is legacy only after a scheme, and a key whose last segment is `v1` or `v2` has no legacy
+ * spelling that would not read as another key.
+ */
 export const legacyForm = (canonical: string) =>
   FastCheck.tuple(
     FastCheck.constantFrom("", "http://", "https://", "HTTPS://"),
     FastCheck.constantFrom("", "/", "/v1/", "/v2/", "/v1", "/v2"),
     FastCheck.boolean()
+  ).filter(([scheme, suffix]) =>
+    (scheme !== "" || !/^\/v[12]$/.test(suffix)) && (!/\/v[12]$/.test(canonical) || (scheme === "" && suffix === ""))
   ).map(([scheme, suffix, upper]) => {
     const [h, ...rest] = canonical.split("/")
     return `${scheme}${[upper ? h!.toUpperCase() : h, ...rest].join("/")}${suffix}`
