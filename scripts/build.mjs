@@ -1,6 +1,6 @@
 // Bundles the CLI: unbundled @effect barrels cost about a second per start.
 import { build } from "esbuild"
-import { readFileSync, rmSync } from "node:fs"
+import { chmodSync, readFileSync, rmSync } from "node:fs"
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
 
@@ -11,7 +11,7 @@ await build({
   entryPoints: { bin: "src/bin.ts" },
   outdir: "dist",
   outExtension: { ".js": ".mjs" },
-  // Code only some commands need (undici) goes in chunks loaded on first use.
+  // Code only some commands need (the HTTP client) goes in chunks loaded on first use.
   splitting: true,
   chunkNames: "chunks/[name]-[hash]",
   bundle: true,
@@ -25,3 +25,6 @@ await build({
   // Some bundled CommonJS dependencies call require(); give the ESM bundle one.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" }
 })
+
+// Run as `microagent` through its shebang, which carries the V8 flags (see src/bin.ts).
+chmodSync("dist/bin.mjs", 0o755)

@@ -2,7 +2,6 @@
  * Pull and push (SPEC §3): connect RegistryClient and ImageStore. Blobs move in parallel
  * (`jobs`, default 4, [P8]); what the store or the registry already has is not moved again.
  */
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -13,7 +12,9 @@ import * as Manifest from "./domain/Manifest.js"
 import * as Platform from "./domain/Platform.js"
 import * as Reference from "./domain/Reference.js"
 import { ImageStore, type Layout } from "./ImageStore.js"
+import * as Body from "./registry/Body.js"
 import { RegistryClient, type Repository } from "./RegistryClient.js"
+import * as FileSink from "./storage/FileSink.js"
 import type * as RegistryClientModule from "./RegistryClient.js"
 
 /**
@@ -71,6 +72,16 @@ const tally = (onBlob: TransferOptions["onBlob"]) => {
         return chunk
       })
     },
+    /** The same for a download's chunk callback. */
+    track: (d: Manifest.Descriptor, onChunk: Body.OnChunk): Body.OnChunk => {
+      if (onBlob === undefined) return onChunk
+      let done = 0
+      return (chunk) => {
+        done += chunk.length
+        onBlob({ _tag: "Progress", digest: d.digest, size: d.size, done })
+        return onChunk(chunk)
+      }
+    },
     done: (d: Manifest.Descriptor, skipped: boolean) => {
       if (skipped) {
         totals.skipped++
@@ -98,7 +109,6 @@ const defaultJobs = 4
 export const make = Effect.gen(function*() {
   const client = yield* RegistryClient
   const store = yield* ImageStore
-  const fs = yield* FileSystem.FileSystem
 
   /** Downloads one blob into the layout unless it is there; a failed or interrupted one leaves nothing. */
   const fetchBlob = (layout: Layout, repo: Repository, descriptor: Manifest.Descriptor, counter: ReturnType<typeof tally>) =>
@@ -107,13 +117,12 @@ export const make = Effect.gen(function*() {
       counter.start(descriptor)
       yield* Effect.scoped(Effect.gen(function*() {
         const temp = yield* layout.tempBlob
-        yield* counter.count(descriptor, client.blob(repo, descriptor)).pipe(
-          Stream.run(fs.sink(temp)),
-          Effect.catchTags({
-            SystemError: (e) => ImageStoreError.of(temp, `cannot write it (${e.message})`),
-            BadArgument: (e) => ImageStoreError.of(temp, `cannot write it (${e.message})`)
-          })
+        const file = yield* FileSink.open(temp)
+        yield* client.blobInto(repo, descriptor, counter.track(descriptor, file.write)).pipe(
+          // FileSink rejects with the ImageStoreError that says what went wrong; anything else is a bug.
+          Effect.catchTag("ChunkRefused", (e) => e.cause instanceof ImageStoreError ? Effect.fail(e.cause) : Effect.die(e.cause))
         )
+        yield* file.close
         yield* layout.commitBlob(temp, descriptor.digest)
       }))
       counter.done(descriptor, false)

@@ -20,6 +20,7 @@ import * as Digest from "./domain/Digest.js"
 import { DigestMismatch, NotFound, RegistryDenied, RegistryUnavailable } from "./domain/Errors.js"
 import * as Manifest from "./domain/Manifest.js"
 import * as Auth from "./registry/Auth.js"
+import * as Body from "./registry/Body.js"
 import { TlsPolicy } from "./registry/TlsPolicy.js"
 import * as Transport from "./registry/Transport.js"
 
@@ -56,6 +57,16 @@ export interface RegistryClientService {
    * digest is wrong, and resumes with `Range` after a cut connection ([P5]).
    */
   readonly blob: (repo: Repository, descriptor: Manifest.Descriptor) => Stream.Stream<Uint8Array, Error>
+  /**
+   * The same bytes, handed to `onChunk` as they arrive; a promise it returns holds the download
+   * back until it settles, and a rejected one stops it with ChunkRefused. The download is
+   * verified when the effect succeeds. The fast path for writing a blob to disk.
+   */
+  readonly blobInto: (
+    repo: Repository,
+    descriptor: Manifest.Descriptor,
+    onChunk: Body.OnChunk
+  ) => Effect.Effect<void, Error | Body.ChunkRefused>
   /** HEAD, then mount from `mountFrom` in the same registry, then POST + streaming PUT ([P6]). */
   readonly uploadBlob: (
     repo: Repository,
@@ -176,59 +187,63 @@ export const make = (options: Options = {}) =>
       return { bytes, digest, manifest, mediaType: manifest.mediaType }
     })
 
-    const blob = (repo: Repository, descriptor: Manifest.Descriptor): Stream.Stream<Uint8Array, Error> =>
-      Stream.suspend(() => {
-        const parsed = Digest.parse(descriptor.digest)
-        if (Either.isLeft(parsed)) return Stream.fail(mismatch(descriptor.digest, "an unusable digest", "blob"))
-        const hash = Digest.hasher(parsed.right.algorithm)
-        const what = `blob ${descriptor.digest}`
-        let received = 0
-        let cuts = 0
-
-        const attempt = (): Stream.Stream<Uint8Array, Error> =>
-          Stream.unwrap(Effect.gen(function*() {
-            const response = yield* auth.call(repo.registry, pull(repo.repository), {
-              method: "GET",
-              url: `/v2/${repo.repository}/blobs/${descriptor.digest}`,
-              // Always the registry URL, never a redirect target that may have expired ([P5]).
-              headers: received > 0 ? { range: `bytes=${received}-` } : {}
-            })
-            if (response.status === 404) return yield* notFound(repo.registry, what, response)
-            if (response.status !== 200 && response.status !== 206) return yield* unexpected(repo.registry, what, response)
-            // A 200 to a range request starts over: skip what we already have.
-            let skip = response.status === 200 ? received : 0
-            return response.stream.pipe(
-              Stream.mapError((e) => ({ _tag: "Cut" as const, reason: e.message })),
-              Stream.map((chunk) => {
-                if (skip > 0) {
-                  const dropped = Math.min(skip, chunk.length)
-                  skip -= dropped
-                  chunk = chunk.subarray(dropped)
-                }
-                received += chunk.length
-                hash.update(chunk)
-                return chunk
-              })
-            )
-          })).pipe(
-            Stream.catchAll((e): Stream.Stream<Uint8Array, Error> =>
-              "_tag" in e && e._tag === "Cut"
-                ? ++cuts <= 5
-                  ? attempt()
-                  : Stream.fail(RegistryUnavailable.of(repo.registry, `${what}: the connection broke ${cuts} times (${e.reason})`))
-                : Stream.fail(e as Error)
-            )
-          )
-
-        const verify = Effect.suspend(() => {
-          if (received !== descriptor.size) {
-            return Effect.fail(mismatch(`${descriptor.size} bytes`, `${received} bytes`, what))
-          }
-          const actual = `${parsed.right.algorithm}:${hash.digest("hex")}`
-          return actual === descriptor.digest ? Effect.void : Effect.fail(mismatch(descriptor.digest, actual, what))
+    const blobInto = Effect.fn("RegistryClient.blobInto")(function*(
+      repo: Repository,
+      descriptor: Manifest.Descriptor,
+      onChunk: Body.OnChunk
+    ) {
+      const parsed = Digest.parse(descriptor.digest)
+      if (Either.isLeft(parsed)) return yield* mismatch(descriptor.digest, "an unusable digest", "blob")
+      const hash = Digest.hasher(parsed.right.algorithm)
+      const what = `blob ${descriptor.digest}`
+      let received = 0
+      for (let cuts = 0;;) {
+        const response = yield* auth.call(repo.registry, pull(repo.repository), {
+          method: "GET",
+          url: `/v2/${repo.repository}/blobs/${descriptor.digest}`,
+          // Always the registry URL, never a redirect target that may have expired ([P5]).
+          headers: received > 0 ? { range: `bytes=${received}-` } : {}
         })
-        return Stream.concat(attempt(), Stream.drain(Stream.fromEffect(verify)))
-      })
+        if (response.status === 404) return yield* notFound(repo.registry, what, response)
+        if (response.status !== 200 && response.status !== 206) return yield* unexpected(repo.registry, what, response)
+        // A 200 to a range request starts over: skip what we already have.
+        let skip = response.status === 200 ? received : 0
+        const outcome = yield* Body.forEach(response, (chunk) => {
+          if (skip > 0) {
+            const dropped = Math.min(skip, chunk.length)
+            skip -= dropped
+            chunk = chunk.subarray(dropped)
+          }
+          received += chunk.length
+          // Stop a body that runs past its size now, rather than fill the disk with it.
+          if (received > descriptor.size) throw mismatch(`${descriptor.size} bytes`, `more than ${descriptor.size} bytes`, what)
+          hash.update(chunk)
+          return onChunk(chunk)
+        }).pipe(Effect.either)
+        if (Either.isRight(outcome)) break
+        if (outcome.left._tag === "ChunkRefused") {
+          const cause = outcome.left.cause
+          return yield* (cause instanceof DigestMismatch ? Effect.fail(cause) : Effect.fail(outcome.left))
+        }
+        if (++cuts > 5) {
+          return yield* RegistryUnavailable.of(repo.registry, `${what}: the connection broke ${cuts} times (${outcome.left.reason})`)
+        }
+      }
+      if (received !== descriptor.size) return yield* mismatch(`${descriptor.size} bytes`, `${received} bytes`, what)
+      const actual = `${parsed.right.algorithm}:${hash.digest("hex")}`
+      if (actual !== descriptor.digest) return yield* mismatch(descriptor.digest, actual, what)
+    })
+
+    const blob = (repo: Repository, descriptor: Manifest.Descriptor): Stream.Stream<Uint8Array, Error> =>
+      Stream.asyncScoped<Uint8Array, Error>((emit) =>
+        blobInto(repo, descriptor, (chunk) => emit.single(chunk)).pipe(
+          Effect.matchEffect({
+            // The stream's own consumer is the only one refusing chunks: by ending it.
+            onFailure: (e) => Effect.promise(() => e._tag === "ChunkRefused" ? emit.end() : emit.fail(e)),
+            onSuccess: () => Effect.promise(() => emit.end())
+          }),
+          Effect.forkScoped
+        ), 16)
 
     const location = (response: HttpClientResponse.HttpClientResponse) => {
       const value = response.headers["location"]
@@ -275,7 +290,9 @@ export const make = (options: Options = {}) =>
         const put = yield* auth.call(repo.registry, scopes, {
           method: "PUT",
           url: target,
-          body: () => HttpBody.stream(body(), "application/octet-stream", descriptor.size)
+          // In pairs: Node's HttpClient waits for `drain` only between the items of one chunk, so a
+          // stream of single chunks would fill memory with the whole blob when the disk outruns the network.
+          body: () => HttpBody.stream(Stream.rechunk(body(), 2), "application/octet-stream", descriptor.size)
         }).pipe(Effect.either)
         if (Either.isRight(put) && put.right.status === 201) {
           yield* Transport.drain(put.right)
@@ -332,11 +349,11 @@ export const make = (options: Options = {}) =>
       return tags
     })
 
-    return RegistryClient.of({ checkLogin, getManifest, blob, uploadBlob, putManifest, listTags })
+    return RegistryClient.of({ checkLogin, getManifest, blob, blobInto, uploadBlob, putManifest, listTags })
   })
 
 /**
- * Needs an HttpClient (Node programs provide `NodeHttpClient.layerUndici`), CredentialResolver
+ * Needs an HttpClient (Node programs provide `NodeHttpClient.layer`, whose bodies blob downloads read directly), CredentialResolver
  * and TlsPolicy (whose CAs the HttpClient's TLS set-up should honour, as the CLI's does).
  */
 export const layerWith = (options: Options) => Layer.effect(RegistryClient, make(options))

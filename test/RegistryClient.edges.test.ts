@@ -67,13 +67,17 @@ const withClient = <A, E>(
 const ok = () => new Response("{}", { status: 200 })
 
 /** A body that delivers `bytes` and then breaks, as a cut connection does. */
-const breaking = (bytes: Uint8Array) =>
-  new ReadableStream<Uint8Array>({
+const breaking = (bytes: Uint8Array) => {
+  let sent = false
+  // Erroring in the same pull would drop the queued bytes before anyone read them.
+  return new ReadableStream<Uint8Array>({
     pull(controller) {
+      if (sent) return controller.error(new Error("socket hang up"))
+      sent = true
       controller.enqueue(bytes)
-      controller.error(new Error("socket hang up"))
     }
   })
+}
 
 describe("RegistryClient edges", () => {
   it.live("[P5] a cut download resumes with Range, and a 200 to the range request starts over without duplicating bytes", () =>
@@ -90,6 +94,23 @@ describe("RegistryClient edges", () => {
       const blobRequests = seen.filter((s) => s.url.pathname.includes("/blobs/"))
       assert.strictEqual(blobRequests.length, 2)
       assert.strictEqual(blobRequests[1]!.headers["range"], "bytes=30000-")
+    }))
+
+  it.live("[P5] [E7] a body that runs past its size is stopped there with DigestMismatch, not read to its end", () =>
+    Effect.gen(function*() {
+      const descriptor: Manifest.Descriptor = { mediaType: Manifest.MediaType.OciLayer, digest: sha256(new Uint8Array(10)), size: 10 }
+      let served = 0
+      const endless = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          served += 4096
+          controller.enqueue(new Uint8Array(4096))
+        }
+      })
+      const { client } = fake((request) => request.url.pathname === "/v2/" ? ok() : new Response(endless, { status: 200 }))
+      const error = yield* Effect.flip(withClient(client, (rc) => Stream.runDrain(rc.blob(repo, descriptor))))
+      assert.strictEqual(error._tag, "DigestMismatch")
+      assert.include(error.message, "more than 10 bytes")
+      assert.isBelow(served, 1024 * 1024)
     }))
 
   it.live("[P7] [E5] a registry that keeps answering 503 is given up on after 5 attempts", () =>

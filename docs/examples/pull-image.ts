@@ -17,7 +17,7 @@ export const pullInto = (image: string, folder: string) =>
 // All of microagent's services over Node's file system and HTTP client, configured by `env`.
 export const MicroagentLive = (env: Record<string, string>) =>
   Live.layer.pipe(
-    Layer.provide(NodeHttpClient.layerUndici),
+    Layer.provide(NodeHttpClient.layer),
     Layer.provide(NodeContext.layer),
     Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
   )

@@ -1,5 +1,5 @@
 /**
- * An HttpClient that loads undici (about half the CLI's code, ~90 ms to load) on the first
+ * An HttpClient that loads the real one (./Http.ts and the platform's HTTP code) on the first
  * request, so commands that never touch the network (`registry list`, `logout`) start without it.
  */
 import * as HttpClient from "@effect/platform/HttpClient"

@@ -51,7 +51,7 @@ export const retryable: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 
 export const maxAttempts = 5
 const maxRedirects = 10
 
-/** undici wraps the socket error; the innermost one says most ("ECONNREFUSED", a TLS reason). */
+/** HTTP clients wrap the socket error; the innermost one says most ("ECONNREFUSED", a TLS reason). */
 const innermost = (error: HttpClientError.HttpClientError): { readonly code: string | undefined; readonly message: string } => {
   let cause: unknown = error.cause
   while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause

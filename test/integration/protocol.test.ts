@@ -146,7 +146,7 @@ describe("[P2] auth against a token server", () => {
   it("[P2] concurrent blob requests with a cold cache share one token fetch", async () => {
     const home = await aliceHome(registry.host)
     const layer = Live.layer.pipe(
-      Layer.provide(NodeHttpClient.layerUndici),
+      Layer.provide(NodeHttpClient.layer),
       Layer.provide(NodeContext.layer),
       Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["HOME", home]]))))
     )

@@ -1,0 +1,128 @@
+/**
+ * registry/Body: how a pull reads a response body ([P5]). Node's client hands over a Node stream,
+ * read directly; any other client's body goes through `response.stream`. Both must deliver every
+ * byte in order, wait for a busy consumer, and tell a cut connection from a refused chunk.
+ */
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import { PassThrough } from "node:stream"
+import * as Body from "../src/registry/Body.js"
+
+const request = HttpClientRequest.get("http://127.0.0.1/v2/team/app/blobs/sha256:0")
+
+/** A response whose `source` is a Node stream, as @effect/platform-node's client gives. */
+const nodeResponse = (source: PassThrough) =>
+  ({ ...HttpClientResponse.fromWeb(request, new Response(null)), source }) as unknown as HttpClientResponse.HttpClientResponse
+
+const webResponse = (chunks: ReadonlyArray<Uint8Array>) =>
+  HttpClientResponse.fromWeb(
+    request,
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const chunk of chunks) controller.enqueue(chunk)
+          controller.close()
+        }
+      })
+    )
+  )
+
+const bytes = (...values: ReadonlyArray<number>) => new Uint8Array(values)
+
+describe("Body.forEach over a Node stream", () => {
+  it.live("delivers every chunk in order and ends", () =>
+    Effect.gen(function*() {
+      const source = new PassThrough()
+      const seen: Array<number> = []
+      const fiber = yield* Effect.fork(Body.forEach(nodeResponse(source), (chunk) => void seen.push(...chunk)))
+      source.write(bytes(1, 2))
+      source.write(bytes(3))
+      source.end(bytes(4, 5))
+      yield* Fiber.join(fiber)
+      assert.deepStrictEqual(seen, [1, 2, 3, 4, 5])
+    }))
+
+  it.live("a pending promise from the consumer pauses the body until it settles (backpressure)", () =>
+    Effect.gen(function*() {
+      const source = new PassThrough()
+      let release: () => void = () => {}
+      const seen: Array<number> = []
+      const fiber = yield* Effect.fork(Body.forEach(nodeResponse(source), (chunk) => {
+        seen.push(...chunk)
+        if (seen.length === 1) return new Promise<void>((resolve) => release = resolve)
+      }))
+      source.write(bytes(1))
+      source.end(bytes(2))
+      yield* Effect.sleep("20 millis")
+      assert.deepStrictEqual(seen, [1], "the second chunk waits for the first promise")
+      assert.isTrue(source.isPaused())
+      release()
+      yield* Fiber.join(fiber)
+      assert.deepStrictEqual(seen, [1, 2])
+    }))
+
+  it.live("a connection error mid-body is a BodyCut with its reason", () =>
+    Effect.gen(function*() {
+      const source = new PassThrough()
+      const fiber = yield* Effect.fork(Body.forEach(nodeResponse(source), () => {}))
+      source.write(bytes(1))
+      source.destroy(new Error("socket hang up"))
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      assert.strictEqual(error._tag, "BodyCut")
+      assert.include((error as Body.BodyCut).reason, "socket hang up")
+    }))
+
+  it.live("a body closed before its end is a BodyCut", () =>
+    Effect.gen(function*() {
+      const source = new PassThrough()
+      const fiber = yield* Effect.fork(Body.forEach(nodeResponse(source), () => {}))
+      source.write(bytes(1))
+      source.destroy()
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      assert.strictEqual(error._tag, "BodyCut")
+    }))
+
+  it.live("a rejected promise stops the body with ChunkRefused carrying the cause, and destroys it", () =>
+    Effect.gen(function*() {
+      const source = new PassThrough()
+      const disk = new Error("ENOSPC: no space left on device")
+      const fiber = yield* Effect.fork(Body.forEach(nodeResponse(source), () => Promise.reject(disk)))
+      source.write(bytes(1))
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      assert.strictEqual(error._tag, "ChunkRefused")
+      assert.strictEqual((error as Body.ChunkRefused).cause, disk)
+      assert.isTrue(source.destroyed)
+    }))
+
+  it.live("interrupting the reader destroys the body, so its connection is not left half-read", () =>
+    Effect.gen(function*() {
+      const source = new PassThrough()
+      const fiber = yield* Effect.fork(Body.forEach(nodeResponse(source), () => {}))
+      source.write(bytes(1))
+      yield* Effect.sleep("10 millis")
+      yield* Fiber.interrupt(fiber)
+      assert.isTrue(source.destroyed)
+    }))
+})
+
+describe("Body.forEach over any other client's body", () => {
+  it.effect("delivers every chunk in order", () =>
+    Effect.gen(function*() {
+      const seen: Array<number> = []
+      yield* Body.forEach(webResponse([bytes(1, 2), bytes(3)]), (chunk) => Promise.resolve(void seen.push(...chunk)))
+      assert.deepStrictEqual(seen, [1, 2, 3])
+    }))
+
+  it.effect("a throwing or rejecting consumer gives ChunkRefused, never a defect", () =>
+    Effect.gen(function*() {
+      const thrown = yield* Effect.flip(Body.forEach(webResponse([bytes(1)]), () => {
+        throw new Error("too long")
+      }))
+      assert.strictEqual(thrown._tag, "ChunkRefused")
+      const rejected = yield* Effect.flip(Body.forEach(webResponse([bytes(1)]), () => Promise.reject(new Error("disk"))))
+      assert.strictEqual(rejected._tag, "ChunkRefused")
+    }))
+})
