@@ -25,6 +25,7 @@ import { createGzip } from "node:zlib"
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const BIN = path.join(ROOT, "dist", "bin.mjs")
 const NODE = process.execPath
+const FLOOR = path.join(ROOT, "bench", "floor.mjs")
 const MiB = 2 ** 20
 const GiB = 2 ** 30
 
@@ -464,6 +465,18 @@ const pullContenders = (host, image) => {
       } finally {
         await remove(out)
       }
+    },
+    // the same blobs through plain Node.js: GET, hash, write, fsync, rename (bench/floor.mjs)
+    "node floor": async () => {
+      const out = fresh("floor")
+      await fsp.mkdir(out)
+      try {
+        const sample = await measure([NODE, FLOOR, host, image.repository, out, ...image.blobs.map((blob) => blob.digest)], process.env)
+        await checkLayout(out, image, (digest) => path.join(out, digest.replace(":", "-")))
+        return sample
+      } finally {
+        await remove(out)
+      }
     }
   }
 }
@@ -538,6 +551,7 @@ const main = async () => {
       microagent: stat("microagent", "wall", median),
       baseline: stat(baselineName, "wall", median),
       curl: stat("curl", "wall", median),
+      floor: stat("node floor", "wall", median),
       microagentRss: stat("microagent", "rss", (values) => Math.max(...values)),
       baselineRss: stat(baselineName, "rss", (values) => Math.max(...values))
     }
@@ -692,13 +706,14 @@ const render = (rows, elapsed) => {
       `medians of wall time; peak RSS is the largest of the timed runs${quick ? "; **--quick: small sizes, targets apply to the full run only**" : ""}`,
     `- whole benchmark: ${Math.floor(elapsed / 60)} min ${Math.round(elapsed % 60)} s; 1-minute load average before it: ${loadAtStart.toFixed(2)}`,
     "",
-    "| case | microagent | skopeo / baseline | ratio | curl (microagent ÷ curl) | microagent peak RSS | skopeo / baseline peak RSS | target | met |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | :---: |"
+    "| case | microagent | skopeo / baseline | ratio | curl (microagent ÷ curl) | Node floor (microagent ÷ floor) | microagent peak RSS | skopeo / baseline peak RSS | target | met |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | :---: |"
   ]
   for (const row of rows) {
     const baseline = row.baselineName === "skopeo" ? formatSeconds(row.baseline) : `${formatSeconds(row.baseline)} (${row.baselineName})`
     const curl = row.curl === undefined ? "—" : `${formatSeconds(row.curl)} (${(row.microagent / row.curl).toFixed(2)})`
-    lines.push(`| ${row.label} | ${formatSeconds(row.microagent)} | ${baseline} | ${row.ratio.toFixed(2)} | ${curl} | ` +
+    const floor = row.floor === undefined ? "—" : `${formatSeconds(row.floor)} (${(row.microagent / row.floor).toFixed(2)})`
+    lines.push(`| ${row.label} | ${formatSeconds(row.microagent)} | ${baseline} | ${row.ratio.toFixed(2)} | ${curl} | ${floor} | ` +
       `${formatRss(row.microagentRss)} | ${formatRss(row.baselineRss)} | ${row.target} | ${row.met ? "yes" : "**no**"} |`)
   }
   lines.push("", "<details><summary>every timed run: wall s / CPU s (user + system) / peak RSS MiB</summary>", "")

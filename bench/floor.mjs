@@ -1,0 +1,52 @@
+// The least a Node.js pull has to do, as a yardstick for microagent: GET each blob over kept-alive
+// node:http connections, at most 4 at once, hash it with SHA-256 on the way, write it through a
+// 1 MiB write queue, fsync, check the digest, rename it into place. No manifests, no auth, no
+// retries, no Effect. microagent does all of this and more, so its time over this one is what
+// its own code costs; this one over curl is what Node.js and hashing cost on this machine.
+//
+// usage: node bench/floor.mjs <host:port> <repository> <out dir> <digest>...
+import { createHash } from "node:crypto"
+import { createWriteStream, promises as fsp } from "node:fs"
+import http from "node:http"
+import path from "node:path"
+
+const [host, repository, out, ...digests] = process.argv.slice(2)
+const agent = new http.Agent({ keepAlive: true })
+
+const fetchBlob = (digest) =>
+  new Promise((resolve, reject) => {
+    const temp = path.join(out, `.${digest.replace(":", "-")}.tmp`)
+    http.get(`http://${host}/v2/${repository}/blobs/${digest}`, { agent }, (response) => {
+      if (response.statusCode !== 200) return reject(new Error(`${digest}: HTTP ${response.statusCode}`))
+      const hash = createHash("sha256")
+      const file = createWriteStream(temp, { highWaterMark: 1024 * 1024 })
+      response.on("data", (chunk) => {
+        hash.update(chunk)
+        if (!file.write(chunk)) {
+          response.pause()
+          file.once("drain", () => response.resume())
+        }
+      })
+      response.on("error", reject)
+      file.on("error", reject)
+      response.on("end", () => file.end())
+      file.on("close", async () => {
+        try {
+          if (`sha256:${hash.digest("hex")}` !== digest) throw new Error(`${digest}: digest mismatch`)
+          const handle = await fsp.open(temp, "r")
+          await handle.sync()
+          await handle.close()
+          await fsp.rename(temp, path.join(out, digest.replace(":", "-")))
+          resolve()
+        } catch (error) {
+          reject(error)
+        }
+      })
+    }).on("error", reject)
+  })
+
+const queue = [...digests]
+await Promise.all([1, 2, 3, 4].map(async () => {
+  for (let digest; (digest = queue.shift()) !== undefined;) await fetchBlob(digest)
+}))
+agent.destroy()
