@@ -3,13 +3,19 @@
  * read directly; any other client's body goes through `response.stream`. Both must deliver every
  * byte in order, wait for a busy consumer, and tell a cut connection from a refused chunk.
  */
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 import { PassThrough } from "node:stream"
+import * as Http from "../src/node/Http.js"
 import * as Body from "../src/registry/Body.js"
+import * as TlsPolicy from "../src/registry/TlsPolicy.js"
 
 const request = HttpClientRequest.get("http://127.0.0.1/v2/team/app/blobs/sha256:0")
 
@@ -125,4 +131,24 @@ describe("Body.forEach over any other client's body", () => {
       const rejected = yield* Effect.flip(Body.forEach(webResponse([bytes(1)]), () => Promise.reject(new Error("disk"))))
       assert.strictEqual(rejected._tag, "ChunkRefused")
     }))
+})
+
+describe("Body.forEach with the CLI's HttpClient", () => {
+  it.live("reads the response of a real request directly, through HttpClient's wrapper, every byte in order", () =>
+    Effect.gen(function*() {
+      const payload = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251)
+      const server = createServer((_, res) => res.end(payload))
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.sync(() => server.close())
+      )
+      const port = (server.address() as AddressInfo).port
+      const client = yield* HttpClient.HttpClient
+      const response = yield* client.get(`http://127.0.0.1:${port}/blob`)
+      // The fast path must survive the platform's wrapping; if this fails, pulls silently fall back.
+      assert.isTrue(Body.readsDirectly(response))
+      const received: Array<Uint8Array> = []
+      yield* Body.forEach(response, (chunk) => void received.push(chunk))
+      assert.isTrue(Buffer.concat(received).equals(Buffer.from(payload)))
+    }).pipe(Effect.scoped, Effect.provide(Http.layer.pipe(Layer.provide(TlsPolicy.layerDefault)))))
 })

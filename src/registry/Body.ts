@@ -34,7 +34,13 @@ interface NodeReadable {
 }
 
 const nodeSource = (response: HttpClientResponse.HttpClientResponse): NodeReadable | undefined => {
-  const source = (response as { readonly source?: unknown }).source
+  // HttpClient hands out the client's response wrapped (`original`) to abort it on interruption;
+  // interrupting this reader destroys the Node stream itself, which ends the request as well.
+  let unwrapped: unknown = response
+  for (let depth = 0; depth < 4 && typeof unwrapped === "object" && unwrapped !== null && "original" in unwrapped; depth++) {
+    unwrapped = (unwrapped as { readonly original: unknown }).original
+  }
+  const source = typeof unwrapped === "object" && unwrapped !== null ? (unwrapped as { readonly source?: unknown }).source : undefined
   if (typeof source !== "object" || source === null) return undefined
   const candidate = source as Partial<NodeReadable>
   return typeof candidate.on === "function" && typeof candidate.pause === "function" &&
@@ -42,6 +48,9 @@ const nodeSource = (response: HttpClientResponse.HttpClientResponse): NodeReadab
     ? candidate as NodeReadable
     : undefined
 }
+
+/** Whether `forEach` reads this response's Node stream directly (the fast path) rather than `response.stream`. */
+export const readsDirectly = (response: HttpClientResponse.HttpClientResponse): boolean => nodeSource(response) !== undefined
 
 const isPromiseLike = (value: unknown): value is PromiseLike<unknown> =>
   typeof value === "object" && value !== null && typeof (value as PromiseLike<unknown>).then === "function"
