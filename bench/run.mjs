@@ -417,8 +417,7 @@ const DEST_FLAGS = ["--dest-tls-verify=false", "--dest-no-creds", "--preserve-di
 const microagent = async (args) => {
   const home = await freshHome()
   try {
-    // The bin itself, as users run it: its shebang carries microagent's V8 flags.
-    return await measure([BIN, ...args], envWithHome(home))
+    return await measure([NODE, BIN, ...args], envWithHome(home))
   } finally {
     await remove(home)
   }

@@ -26,5 +26,5 @@ await build({
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" }
 })
 
-// Run as `microagent` through its shebang, which carries the V8 flags (see src/bin.ts).
+// Runnable as ./dist/bin.mjs, not only through npm's bin link.
 chmodSync("dist/bin.mjs", 0o755)

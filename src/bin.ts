@@ -1,12 +1,6 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env node
 /**
  * The edge: the only module that picks Node's layers and runs the program.
- *
- * The shebang caps V8's young generation at 2 MiB. Start-up (module init) grows it to 16 MiB;
- * then, during a pull, garbage collections come so rarely that hundreds of MiB of dead network
- * buffers pile up until V8 runs full collections for them: a 1 GiB pull measured ~100 MiB less
- * peak memory and fewer than a third of the full collections with the cap (docs/performance.md).
- * It cannot be set from inside: V8 sizes the heap before any code runs.
  */
 import * as CliConfig from "@effect/cli/CliConfig"
 import * as NodeContext from "@effect/platform-node/NodeContext"
