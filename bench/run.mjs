@@ -645,8 +645,34 @@ const main = async () => {
         await remove(home)
       }
     }
+    // bench/startup-floor.ts, bundled like the CLI (scripts/build.mjs): the stack's own start-up
+    const floorBin = path.join(work, "startup-floor.mjs")
+    const { build } = await import("esbuild")
+    await build({
+      entryPoints: [path.join(ROOT, "bench", "startup-floor.ts")],
+      outfile: floorBin,
+      bundle: true,
+      platform: "node",
+      target: "node20",
+      format: "esm",
+      minify: true,
+      logLevel: "error",
+      banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" }
+    })
+    const stackFloor = async () => {
+      const home = await freshHome()
+      try {
+        return await measure([NODE, floorBin, "registry", "list"], envWithHome(home))
+      } finally {
+        await remove(home)
+      }
+    }
     add("startup", "`registry list` start-up, empty store", "≤ 2 × `node -e 0`",
-      await runCase("startup", { microagent: () => microagent(["registry", "list"]), "node -e 0": node }, STARTUP_RUNS),
+      await runCase("startup", {
+        microagent: () => microagent(["registry", "list"]),
+        "node -e 0": node,
+        "node floor": stackFloor
+      }, STARTUP_RUNS),
       (row) => row.ratio <= 2)
   }
 
