@@ -5,6 +5,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { createReadStream } from "node:fs"
 import * as Stream from "effect/Stream"
 import * as Digest from "./domain/Digest.js"
 import { DigestMismatch, ImageStoreError, NotFound } from "./domain/Errors.js"
@@ -72,6 +73,16 @@ const tally = (onBlob: TransferOptions["onBlob"]) => {
         return chunk
       })
     },
+    /** The same for a Node stream (a push's file), without changing what flows. */
+    countNode: <S extends NodeJS.ReadableStream>(d: Manifest.Descriptor, source: S): S => {
+      if (onBlob === undefined) return source
+      let done = 0
+      source.on("data", (chunk: Uint8Array) => {
+        done += chunk.length
+        onBlob({ _tag: "Progress", digest: d.digest, size: d.size, done })
+      })
+      return source
+    },
     /** The same for a download's chunk callback. */
     track: (d: Manifest.Descriptor, onChunk: Body.OnChunk): Body.OnChunk => {
       if (onBlob === undefined) return onChunk
@@ -105,6 +116,8 @@ export interface ImagesService {
 export class Images extends Context.Tag("microagent/Images")<Images, ImagesService>() {}
 
 const defaultJobs = 4
+/** Read size of a pushed file: large enough that per-chunk costs vanish, bounded per blob. */
+const uploadChunk = 256 * 1024
 
 export const make = Effect.gen(function*() {
   const client = yield* RegistryClient
@@ -208,7 +221,13 @@ export const make = Effect.gen(function*() {
           yield* Effect.forEach([manifest.config, ...manifest.layers], (d) =>
             Effect.gen(function*() {
               counter.start(d)
-              const outcome = yield* client.uploadBlob(repo, d, () => counter.count(d, layout.streamBlob(d.digest)), origin)
+              const file = yield* layout.blobPath(d.digest)
+              const body = () =>
+                Body.withNodeSource(
+                  counter.count(d, layout.streamBlob(d.digest)),
+                  () => counter.countNode(d, createReadStream(file, { highWaterMark: uploadChunk }))
+                )
+              const outcome = yield* client.uploadBlob(repo, d, body, origin)
               counter.done(d, outcome !== "uploaded")
             }), { concurrency: options.jobs ?? defaultJobs, discard: true })
         }

@@ -67,7 +67,10 @@ export interface RegistryClientService {
     descriptor: Manifest.Descriptor,
     onChunk: Body.OnChunk
   ) => Effect.Effect<void, Error | Body.ChunkRefused>
-  /** HEAD, then mount from `mountFrom` in the same registry, then POST + streaming PUT ([P6]). */
+  /**
+   * HEAD, then mount from `mountFrom` in the same registry, then POST + streaming PUT ([P6]).
+   * A `body` marked with `Body.withNodeSource` is sent from that Node stream by a client that can.
+   */
   readonly uploadBlob: (
     repo: Repository,
     descriptor: Manifest.Descriptor,
@@ -292,7 +295,12 @@ export const make = (options: Options = {}) =>
           url: target,
           // In pairs: Node's HttpClient waits for `drain` only between the items of one chunk, so a
           // stream of single chunks would fill memory with the whole blob when the disk outruns the network.
-          body: () => HttpBody.stream(Stream.rechunk(body(), 2), "application/octet-stream", descriptor.size)
+          body: () => {
+            const bytes = body()
+            const http = HttpBody.stream(Stream.rechunk(bytes, 2), "application/octet-stream", descriptor.size)
+            const open = Body.nodeSourceOf(bytes)
+            return open === undefined ? http : Body.withNodeSource(http, open)
+          }
         }).pipe(Effect.either)
         if (Either.isRight(put) && put.right.status === 201) {
           yield* Transport.drain(put.right)

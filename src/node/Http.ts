@@ -7,14 +7,20 @@
  * Why not undici (the DESIGN's first choice): measured on a 1 GiB pull, undici alone peaks at
  * about 130 MiB resident against about 85 MiB for node:http, and costs ~20 MiB and ~90 ms just
  * to load; node:http also hands over its response as a Node stream that the blob download
- * reads without per-chunk Effect overhead (see registry/Body.ts and docs/performance.md).
+ * reads without per-chunk Effect overhead (see registry/Body.ts and docs/performance.md), and
+ * a push's file goes into the request as a Node stream the same way.
  */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Http from "node:http"
 import * as Https from "node:https"
 import { createSecureContext, type SecureContext } from "node:tls"
+import * as Body from "../registry/Body.js"
 import { TlsPolicy, type TlsPolicyService } from "../registry/TlsPolicy.js"
 
 type ConnectOptions = { host?: string | null; hostname?: string | null; port?: number | string | null } & Record<string, unknown>
@@ -59,5 +65,62 @@ const agent = Layer.scoped(
   })
 )
 
+const requestError = (request: HttpClientRequest.HttpClientRequest, cause: unknown) =>
+  new HttpClientError.RequestError({ request, reason: "Transport", cause })
+
+/**
+ * Sends a request whose body is a Node stream (a pushed file) by piping it into the request,
+ * with Node's own backpressure. The answer to an upload is small: it is read whole.
+ */
+const sendNodeSource = (
+  agents: NodeHttpClient.HttpAgent,
+  request: HttpClientRequest.HttpClientRequest,
+  url: URL,
+  signal: AbortSignal,
+  open: Body.OpenNodeSource
+) =>
+  Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
+    const options = { method: request.method, headers: request.headers, signal }
+    const outgoing = url.protocol === "https:"
+      ? Https.request(url, { ...options, agent: agents.https })
+      : Http.request(url, { ...options, agent: agents.http })
+    const source = open()
+    outgoing.once("error", (cause) => resume(Effect.fail(requestError(request, cause))))
+    source.once("error", (cause) => outgoing.destroy(cause))
+    outgoing.once("response", (incoming) => {
+      const chunks: Array<Buffer> = []
+      incoming.on("data", (chunk: Buffer) => chunks.push(chunk))
+      incoming.once("error", (cause) => resume(Effect.fail(requestError(request, cause))))
+      incoming.once("end", () => {
+        const headers = new globalThis.Headers()
+        for (const [name, value] of Object.entries(incoming.headers)) {
+          for (const one of [value ?? []].flat()) headers.append(name, one)
+        }
+        const status = incoming.statusCode ?? 0
+        try {
+          const body = status === 204 || status === 304 ? null : Buffer.concat(chunks)
+          resume(Effect.succeed(HttpClientResponse.fromWeb(request, new Response(body, { status, headers }))))
+        } catch (cause) {
+          resume(Effect.fail(requestError(request, cause)))
+        }
+      })
+    })
+    source.pipe(outgoing)
+    return Effect.sync(() => {
+      source.destroy()
+      outgoing.destroy()
+    })
+  })
+
 /** Needs TlsPolicy. */
-export const layer = NodeHttpClient.layerWithoutAgent.pipe(Layer.provide(agent))
+export const layer = Layer.effect(
+  HttpClient.HttpClient,
+  Effect.gen(function*() {
+    const agents = yield* NodeHttpClient.HttpAgent
+    const client = yield* NodeHttpClient.make
+    return HttpClient.make((request, url, signal) => {
+      const open = request.body._tag === "Stream" ? Body.nodeSourceOf(request.body) : undefined
+      return open === undefined ? client.execute(request) : sendNodeSource(agents, request, url, signal, open)
+    })
+  })
+).pipe(Layer.provide(agent))

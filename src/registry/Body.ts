@@ -124,3 +124,25 @@ export const forEach = (
     })
   })
 }
+
+// ---- request bodies ---------------------------------------------------------------------------
+
+const nodeSourceKey = Symbol.for("microagent/Body/nodeSource")
+
+/** Opens the same bytes as a Node stream, afresh for each call. */
+export type OpenNodeSource = () => NodeJS.ReadableStream & { destroy(error?: Error): unknown }
+
+/**
+ * Marks a body (an Effect stream, or the HttpBody carrying it) as also readable as a Node
+ * stream, such as a file. Node's client in node/Http.ts pipes that straight into the request:
+ * the Effect stream, chunk by chunk, cost a 1 GiB push ~30 MiB more memory. Other clients
+ * never look and send the Effect stream.
+ */
+export const withNodeSource = <A extends object>(body: A, open: OpenNodeSource): A =>
+  Object.assign(body, { [nodeSourceKey]: open })
+
+/** The Node stream a body was marked with, if any. */
+export const nodeSourceOf = (body: unknown): OpenNodeSource | undefined => {
+  const open = typeof body === "object" && body !== null ? (body as Record<symbol, unknown>)[nodeSourceKey] : undefined
+  return typeof open === "function" ? open as OpenNodeSource : undefined
+}
