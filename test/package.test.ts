@@ -8,6 +8,7 @@ describe("the published package", () => {
       assert.isDefined(lib[service][service], `${service} tag`)
       assert.isDefined(lib[service].layer, `${service} layer`)
     }
+    assert.isDefined(lib.NodeHttp.layer, "NodeHttp layer, the CLI's HttpClient")
     for (const error of ["AuthFileError", "MissingCredentials", "RegistryDenied", "RegistryUnavailable", "UsageError"]) {
       assert.isFunction(lib[error], error)
     }

@@ -1,10 +1,9 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import { Images, Live, Reference, UsageError } from "microagent"
+import { Images, Live, NodeHttp, Reference, TlsPolicy, UsageError } from "microagent"
 
 // Pulls an image into an OCI layout folder and returns the digest it stored.
 export const pullInto = (image: string, folder: string) =>
@@ -14,10 +13,11 @@ export const pullInto = (image: string, folder: string) =>
     return moved.digest
   })
 
-// All of microagent's services over Node's file system and HTTP client, configured by `env`.
+// All of microagent's services over Node's file system and the CLI's HTTP client, configured by `env`.
 export const MicroagentLive = (env: Record<string, string>) =>
   Live.layer.pipe(
-    Layer.provide(NodeHttpClient.layer),
+    // The same TlsPolicy.layer as inside Live.layer: layers are memoised, so both see one policy.
+    Layer.provide(NodeHttp.layer.pipe(Layer.provide(TlsPolicy.layer))),
     Layer.provide(NodeContext.layer),
     Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
   )
