@@ -85,12 +85,20 @@ const sendNodeSource = (
       ? Https.request(url, { ...options, agent: agents.https })
       : Http.request(url, { ...options, agent: agents.http })
     const source = open()
-    outgoing.once("error", (cause) => resume(Effect.fail(requestError(request, cause))))
-    source.once("error", (cause) => outgoing.destroy(cause))
+    let settled = false
+    const settle = (outcome: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>) => {
+      if (settled) return
+      settled = true
+      resume(outcome)
+    }
+    // Listeners stay on for the streams' whole lives: a late second error must not go unhandled.
+    const fail = (cause: unknown) => settle(Effect.fail(requestError(request, cause)))
+    outgoing.on("error", fail)
+    source.on("error", (cause: Error) => outgoing.destroy(cause))
     outgoing.once("response", (incoming) => {
       const chunks: Array<Buffer> = []
       incoming.on("data", (chunk: Buffer) => chunks.push(chunk))
-      incoming.once("error", (cause) => resume(Effect.fail(requestError(request, cause))))
+      incoming.on("error", fail)
       incoming.once("end", () => {
         const headers = new globalThis.Headers()
         for (const [name, value] of Object.entries(incoming.headers)) {
@@ -99,14 +107,15 @@ const sendNodeSource = (
         const status = incoming.statusCode ?? 0
         try {
           const body = status === 204 || status === 304 ? null : Buffer.concat(chunks)
-          resume(Effect.succeed(HttpClientResponse.fromWeb(request, new Response(body, { status, headers }))))
+          settle(Effect.succeed(HttpClientResponse.fromWeb(request, new Response(body, { status, headers }))))
         } catch (cause) {
-          resume(Effect.fail(requestError(request, cause)))
+          fail(cause)
         }
       })
     })
     source.pipe(outgoing)
     return Effect.sync(() => {
+      settled = true
       source.destroy()
       outgoing.destroy()
     })

@@ -55,6 +55,8 @@ export const readsDirectly = (response: HttpClientResponse.HttpClientResponse): 
 const isPromiseLike = (value: unknown): value is PromiseLike<unknown> =>
   typeof value === "object" && value !== null && typeof (value as PromiseLike<unknown>).then === "function"
 
+const ignore = () => {}
+
 const reason = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
 
 /** Feeds every chunk of the body to `onChunk`, in order; interruption destroys the body. */
@@ -112,6 +114,8 @@ export const forEach = (
       source.off("error", onError)
       source.off("close", onClose)
     }
+    // Stays after `detach`: an error the destroyed body emits later must not go unhandled.
+    source.on("error", ignore)
     source.on("data", onData)
     source.on("end", onEnd)
     source.on("error", onError)
