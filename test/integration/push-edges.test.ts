@@ -1,6 +1,7 @@
 /**
- * Push edge cases: a source layout that is not there ([I4], [E6]-like: nothing created), and a
- * registry that rate-limits the start of an upload ([P7]).
+ * Push edge cases: a source layout that is not there ([I4], [E6]-like: nothing created), a blob
+ * upload that fails and is retried ([P6], [P7]), and a registry that rate-limits the start of an
+ * upload ([P7]).
  */
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
@@ -45,6 +46,26 @@ describe("push", () => {
       await home.cleanup()
     }
   })
+
+  for (const fault of [{ kind: "status", status: 503 }, { kind: "reset" }] as const) {
+    it(`[P6] [P7] a blob PUT failing with ${fault.kind === "status" ? "503" : "a connection reset"} is retried in a new session, the file sent again from its start`, async () => {
+      const home = await makeHome()
+      try {
+        proxy.setFaults([{ method: "PUT", path: /\/blobs\/uploads\/.*digest=/, times: 1, fault }])
+        const repository = `team/retried-${fault.kind}`
+        const r = await runCli(["push", "-q", `oci:${image.dir}:v1`, `${proxy.host}/${repository}:v1`], { env: { HOME: home.home } })
+        expect(r.code, r.stderr).toBe(0)
+        const puts = proxy.requests.filter((q) => q.method === "PUT" && q.path.includes(`/v2/${repository}/blobs/uploads/`))
+        // One failed, and every blob (config and 2 layers) then went through once.
+        expect(puts).toHaveLength(4)
+        // The registry checks each PUT's bytes against its digest, so this proves whole files were sent.
+        expect(await skopeoInspectDigest(`docker://${registry.host}/${repository}:v1`, {})).toBe(image.manifestDigest)
+      } finally {
+        proxy.setFaults([])
+        await home.cleanup()
+      }
+    })
+  }
 
   it("[P7] a 429 with Retry-After on the start of an upload is waited out and retried", async () => {
     const home = await makeHome()
