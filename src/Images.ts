@@ -5,8 +5,8 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { createReadStream } from "node:fs"
 import * as Stream from "effect/Stream"
+import { createReadStream } from "node:fs"
 import * as Digest from "./domain/Digest.js"
 import { DigestMismatch, ImageStoreError, NotFound } from "./domain/Errors.js"
 import * as Manifest from "./domain/Manifest.js"
@@ -60,36 +60,37 @@ export interface Moved {
 const tally = (onBlob: TransferOptions["onBlob"]) => {
   const totals = { transferred: 0, skipped: 0, bytesTransferred: 0, bytesSkipped: 0 }
   const emit = onBlob ?? (() => {})
+  /** Reports the bytes of `d` seen so far, chunk by chunk; nothing to do without `onBlob`. */
+  const progress = (d: Manifest.Descriptor) => {
+    if (onBlob === undefined) return undefined
+    let done = 0
+    return (chunk: Uint8Array) => {
+      done += chunk.length
+      onBlob({ _tag: "Progress", digest: d.digest, size: d.size, done })
+    }
+  }
   return {
     totals,
     start: (d: Manifest.Descriptor) => emit({ _tag: "Start", digest: d.digest, size: d.size }),
     /** Passes a blob's bytes through, reporting how far it got. */
     count: <E, R>(d: Manifest.Descriptor, stream: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E, R> => {
-      if (onBlob === undefined) return stream
-      let done = 0
-      return Stream.map(stream, (chunk) => {
-        done += chunk.length
-        onBlob({ _tag: "Progress", digest: d.digest, size: d.size, done })
+      const seen = progress(d)
+      return seen === undefined ? stream : Stream.map(stream, (chunk) => {
+        seen(chunk)
         return chunk
       })
     },
     /** The same for a Node stream (a push's file), without changing what flows. */
     countNode: <S extends NodeJS.ReadableStream>(d: Manifest.Descriptor, source: S): S => {
-      if (onBlob === undefined) return source
-      let done = 0
-      source.on("data", (chunk: Uint8Array) => {
-        done += chunk.length
-        onBlob({ _tag: "Progress", digest: d.digest, size: d.size, done })
-      })
+      const seen = progress(d)
+      if (seen !== undefined) source.on("data", seen)
       return source
     },
     /** The same for a download's chunk callback. */
     track: (d: Manifest.Descriptor, onChunk: Body.OnChunk): Body.OnChunk => {
-      if (onBlob === undefined) return onChunk
-      let done = 0
-      return (chunk) => {
-        done += chunk.length
-        onBlob({ _tag: "Progress", digest: d.digest, size: d.size, done })
+      const seen = progress(d)
+      return seen === undefined ? onChunk : (chunk) => {
+        seen(chunk)
         return onChunk(chunk)
       }
     },

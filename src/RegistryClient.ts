@@ -361,8 +361,9 @@ export const make = (options: Options = {}) =>
   })
 
 /**
- * Needs an HttpClient (Node programs provide `NodeHttpClient.layer`, whose bodies blob downloads read directly), CredentialResolver
- * and TlsPolicy (whose CAs the HttpClient's TLS set-up should honour, as the CLI's does).
+ * Needs an HttpClient (`NodeHttp.layer` is the CLI's and the fastest; any other works), a
+ * CredentialResolver and TlsPolicy (whose CAs the HttpClient's TLS set-up should honour, as
+ * NodeHttp's does).
  */
 export const layerWith = (options: Options) => Layer.effect(RegistryClient, make(options))
 
