@@ -65,12 +65,14 @@ const agent = Layer.scoped(
   })
 )
 
+const maxAnswer = 64 * 1024
+
 const requestError = (request: HttpClientRequest.HttpClientRequest, cause: unknown) =>
   new HttpClientError.RequestError({ request, reason: "Transport", cause })
 
 /**
  * Sends a request whose body is a Node stream (a pushed file) by piping it into the request,
- * with Node's own backpressure. The answer to an upload is small: it is read whole.
+ * with Node's own backpressure. The answer to an upload is small: it is read whole, up to a cap.
  */
 const sendNodeSource = (
   agents: NodeHttpClient.HttpAgent,
@@ -97,7 +99,12 @@ const sendNodeSource = (
     source.on("error", (cause: Error) => outgoing.destroy(cause))
     outgoing.once("response", (incoming) => {
       const chunks: Array<Buffer> = []
-      incoming.on("data", (chunk: Buffer) => chunks.push(chunk))
+      let kept = 0
+      // Only error messages read it; a registry that talks on is not kept in memory.
+      incoming.on("data", (chunk: Buffer) => {
+        if (kept < maxAnswer) chunks.push(chunk)
+        kept += chunk.length
+      })
       incoming.on("error", fail)
       incoming.once("end", () => {
         const headers = new globalThis.Headers()
