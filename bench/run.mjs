@@ -414,14 +414,16 @@ const SRC_FLAGS = ["--src-tls-verify=false", "--src-no-creds"]
 // upload exactly the same bytes (checked after every push, as the digests are after every pull).
 const DEST_FLAGS = ["--dest-tls-verify=false", "--dest-no-creds", "--preserve-digests"]
 
-const microagent = async (args) => {
+/** Runs `argv` with a fresh HOME holding an empty credential store, removed afterwards. */
+const measureInFreshHome = async (argv) => {
   const home = await freshHome()
   try {
-    return await measure([NODE, BIN, ...args], envWithHome(home))
+    return await measure(argv, envWithHome(home))
   } finally {
     await remove(home)
   }
 }
+const microagent = (args) => measureInFreshHome([NODE, BIN, ...args])
 const skopeo = async (args) => {
   const home = fresh("home") // no containers auth or config from the machine's user
   await fsp.mkdir(home)
@@ -637,14 +639,7 @@ const main = async () => {
   }
   if (needs("startup")) {
     log(`bench: startup`)
-    const node = async () => {
-      const home = await freshHome()
-      try {
-        return await measure([NODE, "-e", "0"], envWithHome(home))
-      } finally {
-        await remove(home)
-      }
-    }
+    const node = () => measureInFreshHome([NODE, "-e", "0"])
     // bench/startup-floor.ts, bundled like the CLI (scripts/build.mjs): the stack's own start-up
     const floorBin = path.join(work, "startup-floor.mjs")
     const { build } = await import("esbuild")
@@ -659,14 +654,7 @@ const main = async () => {
       logLevel: "error",
       banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" }
     })
-    const stackFloor = async () => {
-      const home = await freshHome()
-      try {
-        return await measure([NODE, floorBin, "registry", "list"], envWithHome(home))
-      } finally {
-        await remove(home)
-      }
-    }
+    const stackFloor = () => measureInFreshHome([NODE, floorBin, "registry", "list"])
     add("startup", "`registry list` start-up, empty store", "≤ 2 × `node -e 0`",
       await runCase("startup", {
         microagent: () => microagent(["registry", "list"]),
