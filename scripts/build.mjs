@@ -1,29 +1,41 @@
 // Bundles the CLI: unbundled @effect barrels cost about a second per start.
 import { build } from "esbuild"
-import { chmodSync, readFileSync, rmSync } from "node:fs"
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs"
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
 
-// Chunk names carry content hashes: old ones would pile up.
+// Left from earlier layouts of dist/, and code caches of an older bundle.
 rmSync("dist/chunks", { recursive: true, force: true })
+mkdirSync("dist", { recursive: true })
+for (const file of readdirSync("dist", { withFileTypes: true }).filter((f) => f.name.endsWith(".cache"))) {
+  rmSync(`dist/${file.name}`)
+}
 
-await build({
-  entryPoints: { bin: "src/bin.ts" },
-  outdir: "dist",
-  outExtension: { ".js": ".mjs" },
-  // Code only some commands need (the HTTP client) goes in chunks loaded on first use.
-  splitting: true,
-  chunkNames: "chunks/[name]-[hash]",
+const common = {
   bundle: true,
   platform: "node",
   target: "node20",
-  format: "esm",
   minify: true,
   sourcemap: false,
   legalComments: "none",
-  define: { MICROAGENT_VERSION: JSON.stringify(version) },
-  // Some bundled CommonJS dependencies call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" }
+  logLevel: "warning"
+}
+
+// The CLI as one CommonJS script: src/boot.ts compiles it with V8's code cache, which Node 20
+// offers for scripts only, not for ES modules.
+await build({
+  ...common,
+  entryPoints: ["src/bin.ts"],
+  outfile: "dist/cli.cjs",
+  format: "cjs",
+  define: { MICROAGENT_VERSION: JSON.stringify(version) }
+})
+
+await build({
+  ...common,
+  entryPoints: ["src/boot.ts"],
+  outfile: "dist/bin.mjs",
+  format: "esm"
 })
 
 // Runnable as ./dist/bin.mjs, not only through npm's bin link.

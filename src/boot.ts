@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/**
+ * The launcher (dist/bin.mjs): runs the bundled CLI (dist/cli.cjs, from bin.ts) through V8's code
+ * cache. Node 20 compiles the ~500 KB bundle afresh on every start and has no compile cache for
+ * modules (that came in Node 22); with the cache a start takes ~60 ms less (docs/performance.md).
+ *
+ * The cache lives beside the bundle when that folder is writable, else in the user's cache
+ * folder, named after the bundle's content and the V8 that made it. A cache V8 rejects (another
+ * Node, a changed bundle) only costs the compile it would have saved, and is written afresh.
+ */
+import { createHash } from "node:crypto"
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import { homedir } from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Script } from "node:vm"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const bundle = join(here, "cli.cjs")
+const source = readFileSync(bundle, "utf8").replace(/^#!.*/, "")
+const runtime = `${process.versions.v8}-${process.arch}`
+const content = createHash("sha256").update(source).digest("hex").slice(0, 16)
+const userCache = join(process.env["XDG_CACHE_HOME"] || join(homedir(), ".cache"), "microagent")
+const places = [join(here, `cli-${runtime}.cache`), join(userCache, `cli-${content}-${runtime}.cache`)]
+
+const read = (file: string) => {
+  try {
+    return readFileSync(file)
+  } catch {
+    return undefined
+  }
+}
+const found = places.map((file) => ({ file, data: read(file) })).find((place) => place.data !== undefined)
+
+const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+  filename: bundle,
+  ...(found === undefined ? {} : { cachedData: found.data })
+})
+
+if (found === undefined || script.cachedDataRejected === true) {
+  // After the run, so the cache also holds the functions this command compiled on the way.
+  process.once("exit", () => {
+    const data = script.createCachedData()
+    for (const file of places) {
+      const temp = `${file}.${process.pid}.tmp`
+      try {
+        mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+        writeFileSync(temp, data)
+        renameSync(temp, file)
+        return
+      } catch {
+        rmSync(temp, { force: true })
+      }
+    }
+  })
+}
+
+const module = { exports: {} }
+script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, here)
