@@ -19,7 +19,9 @@ import { Script } from "node:vm"
 const here = dirname(fileURLToPath(import.meta.url))
 const bundle = join(here, "cli.cjs")
 const source = readFileSync(bundle, "utf8").replace(/^#!.*/, "")
-const runtime = `${process.versions.v8}-${process.arch}`
+// V8 rejects a cache made under other flags: runs with other flags keep their own.
+const flags = createHash("sha256").update(`${process.execArgv.join(" ")}\n${process.env["NODE_OPTIONS"] ?? ""}`).digest("hex").slice(0, 8)
+const runtime = `${process.versions.v8}-${process.arch}-${flags}`
 const content = createHash("sha256").update(source).digest("hex").slice(0, 16)
 const userCache = join(process.env["XDG_CACHE_HOME"] || join(homedir(), ".cache"), "microagent")
 const places = [join(here, `cli-${runtime}.cache`), join(userCache, `cli-${content}-${runtime}.cache`)]
