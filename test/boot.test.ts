@@ -39,6 +39,25 @@ describe("the launcher", () => {
     }
   })
 
+  it("a cache written by a command that made HTTP requests (and tuned the heap) is used by the next start, not rewritten", async () => {
+    const dir = await copyOfDist()
+    const home = await makeHome()
+    try {
+      // Nothing listens on port 1: the request starts, fails, and the command exits 1.
+      const tags = await runNode(path.join(dir, "bin.mjs"), ["tags", "127.0.0.1:1/team/app"], { env: { HOME: home.home } })
+      expect(tags.code).toBe(1)
+      const [cache] = await caches(dir)
+      const written = await fs.readFile(path.join(dir, cache!))
+      const list = await runNode(path.join(dir, "bin.mjs"), ["registry", "list"], { env: { HOME: home.home } })
+      expect(list.code, list.stderr).toBe(0)
+      expect(await caches(dir)).toEqual([cache])
+      // Rewritten only when V8 rejected it, which a flag left changed would make it do every time.
+      expect((await fs.readFile(path.join(dir, cache!))).equals(written)).toBe(true)
+    } finally {
+      await home.cleanup()
+    }
+  })
+
   it("a damaged cache is rejected and replaced, and never changes the output or the exit code", async () => {
     const dir = await copyOfDist()
     const home = await makeHome()
