@@ -41,8 +41,18 @@ const source = readFileSync(bundle, "utf8").replace(/^#!.*/, "")
 const flags = createHash("sha256").update(`${process.execArgv.join(" ")}\n${process.env["NODE_OPTIONS"] ?? ""}`).digest("hex").slice(0, 8)
 const runtime = `${process.versions.v8}-${process.arch}-${flags}`
 const content = createHash("sha256").update(source).digest("hex").slice(0, 16)
-const userCache = join(process.env["XDG_CACHE_HOME"] || join(homedir(), ".cache"), "microagent")
-const places = [join(here, `cli-${runtime}.cache`), join(userCache, `cli-${content}-${runtime}.cache`)]
+/** The user's cache folder; none where there is no home (a container's nameless user). */
+const userCache = (() => {
+  try {
+    return join(process.env["XDG_CACHE_HOME"] || join(homedir(), ".cache"), "microagent")
+  } catch {
+    return undefined
+  }
+})()
+const places = [
+  join(here, `cli-${runtime}.cache`),
+  ...(userCache === undefined ? [] : [join(userCache, `cli-${content}-${runtime}.cache`)])
+]
 
 const read = (file: string) => {
   try {
@@ -51,11 +61,12 @@ const read = (file: string) => {
     return undefined
   }
 }
-const found = places.map((file) => ({ file, data: read(file) })).find((place) => place.data !== undefined)
+let found: Buffer | undefined
+for (const file of places) if ((found = read(file)) !== undefined) break
 
 const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
   filename: bundle,
-  ...(found === undefined ? {} : { cachedData: found.data })
+  ...(found === undefined ? {} : { cachedData: found })
 })
 
 if (found === undefined || script.cachedDataRejected === true) {
