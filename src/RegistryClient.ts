@@ -225,8 +225,8 @@ export const make = (options: Options = {}) =>
         }).pipe(Effect.either)
         if (Either.isRight(outcome)) break
         if (outcome.left._tag === "ChunkRefused") {
-          const cause = outcome.left.cause
-          return yield* (cause instanceof DigestMismatch ? Effect.fail(cause) : Effect.fail(outcome.left))
+          // The size check above refuses with its own DigestMismatch; anything else is the caller's.
+          return yield* Effect.fail(outcome.left.cause instanceof DigestMismatch ? outcome.left.cause : outcome.left)
         }
         if (++cuts > 5) {
           return yield* RegistryUnavailable.of(repo.registry, `${what}: the connection broke ${cuts} times (${outcome.left.reason})`)
