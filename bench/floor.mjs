@@ -1,12 +1,13 @@
 // The least a Node.js pull has to do, as a yardstick for microagent: GET each blob over kept-alive
 // node:http connections, at most 4 at once, hash it with SHA-256 on the way, write it through a
-// 1 MiB write queue, fsync, check the digest, rename it into place. No manifests, no auth, no
+// 1 MiB write queue, flush it to disk every 64 MiB on the way (as microagent's FileSink does) and
+// fsync it at the end, check the digest, rename it into place. No manifests, no auth, no
 // retries, no Effect. microagent does all of this and more, so its time over this one is what
 // its own code costs; this one over curl is what Node.js and hashing cost on this machine.
 //
 // usage: node bench/floor.mjs <host:port> <repository> <out dir> <digest>...
 import { createHash } from "node:crypto"
-import { createWriteStream, promises as fsp } from "node:fs"
+import { createWriteStream, fdatasync, openSync, promises as fsp } from "node:fs"
 import http from "node:http"
 import path from "node:path"
 
@@ -19,9 +20,18 @@ const fetchBlob = (digest) =>
     http.get(`http://${host}/v2/${repository}/blobs/${digest}`, { agent }, (response) => {
       if (response.statusCode !== 200) return reject(new Error(`${digest}: HTTP ${response.statusCode}`))
       const hash = createHash("sha256")
-      const file = createWriteStream(temp, { highWaterMark: 1024 * 1024 })
+      const fd = openSync(temp, "w")
+      const file = createWriteStream(temp, { fd, highWaterMark: 1024 * 1024 })
+      let unflushed = 0
+      let flushing = false
       response.on("data", (chunk) => {
         hash.update(chunk)
+        unflushed += chunk.length
+        if (unflushed >= 64 * 1024 * 1024 && !flushing) {
+          unflushed = 0
+          flushing = true
+          fdatasync(fd, () => (flushing = false))
+        }
         if (!file.write(chunk)) {
           response.pause()
           file.once("drain", () => response.resume())

@@ -23,7 +23,7 @@ import { parseArgs } from "node:util"
 import { createGzip } from "node:zlib"
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
-const BIN = path.join(ROOT, "dist", "bin.mjs")
+const BIN = path.join(ROOT, "dist", "bin.cjs")
 const NODE = process.execPath
 const FLOOR = path.join(ROOT, "bench", "floor.mjs")
 const MiB = 2 ** 20
@@ -112,11 +112,12 @@ const checkTools = () => {
     ["docker-registry", onPath("docker-registry")],
     ["skopeo", onPath("skopeo")],
     ["curl", onPath("curl")],
+    ["openssl", onPath("openssl")],
     ["time", /GNU/.test(spawnSync("/usr/bin/time", ["--version"], { encoding: "utf8" }).stdout ?? "")]
   ].filter(([, found]) => !found).map(([pkg]) => pkg)
   if (missing.length > 0) {
     fail(`missing Debian package${missing.length > 1 ? "s" : ""} ${missing.join(", ")} ` +
-      `(docker-registry, skopeo and curl on PATH, GNU time as /usr/bin/time); install with:\n` +
+      `(docker-registry, skopeo, curl and openssl on PATH, GNU time as /usr/bin/time); install with:\n` +
       `  apt-get install -y ${missing.join(" ")}`)
   }
   if (!fs.existsSync(BIN)) fail(`${path.relative(ROOT, BIN)} is missing: run npm run build (npm run bench does)`)
@@ -436,6 +437,24 @@ const skopeo = async (args) => {
 
 const pullContenders = (host, image) => {
   const ref = `${host}/${image.repository}:${image.tag}`
+  /** Every blob of the image fetched by `fetchOne(url, file, digest)`, at most 4 at once. */
+  const blobsBy = (fetchOne) => async () => {
+    const out = fresh("blobs")
+    await fsp.mkdir(out)
+    try {
+      const queue = [...image.blobs]
+      const file = (digest) => path.join(out, digest.replace(":", "-"))
+      const sample = await timed(() => Promise.all([1, 2, 3, 4].map(async () => {
+        for (let blob; (blob = queue.shift()) !== undefined;) {
+          await fetchOne(`http://${host}/v2/${image.repository}/blobs/${blob.digest}`, file(blob.digest), blob.digest)
+        }
+      })))
+      await checkLayout(out, image, file)
+      return sample
+    } finally {
+      await remove(out)
+    }
+  }
   const into = (run) => async () => {
     const out = fresh("pull")
     try {
@@ -450,23 +469,13 @@ const pullContenders = (host, image) => {
     microagent: into((out) => microagent(["pull", ref, "--output", out])),
     skopeo: into((out) => skopeo([...SRC_FLAGS, `docker://${ref}`, `oci:${out}:${image.tag}`])),
     // the blobs only, one curl per blob, at most 4 at once (microagent's default --jobs)
-    curl: async () => {
-      const out = fresh("curl")
-      await fsp.mkdir(out)
-      try {
-        const queue = [...image.blobs]
-        const file = (digest) => path.join(out, digest.replace(":", "-"))
-        const sample = await timed(() => Promise.all([1, 2, 3, 4].map(async () => {
-          for (let blob; (blob = queue.shift()) !== undefined;) {
-            await check("curl", ["-sSf", "-o", file(blob.digest), `http://${host}/v2/${image.repository}/blobs/${blob.digest}`])
-          }
-        })))
-        await checkLayout(out, image, file)
-        return sample
-      } finally {
-        await remove(out)
-      }
-    },
+    curl: blobsBy((url, file) => check("curl", ["-sSf", "-o", file, url])),
+    // the same, each blob also hashed on its way to disk by openssl, a process of its own (so on the other
+    // core): what native tools need to download, hash and write, still without fsync
+    "curl + openssl": blobsBy(async (url, file, digest) => {
+      const { stdout } = await check("sh", ["-c", 'curl -sSf "$1" | tee "$2" | openssl dgst -sha256 -r', "sh", url, file])
+      if (`sha256:${stdout.split(" ")[0]}` !== digest) throw new Error(`${url}: openssl computed ${stdout.trim()}`)
+    }),
     // the same blobs through plain Node.js: GET, hash, write, fsync, rename (bench/floor.mjs)
     "node floor": async () => {
       const out = fresh("floor")
@@ -552,6 +561,7 @@ const main = async () => {
       microagent: stat("microagent", "wall", median),
       baseline: stat(baselineName, "wall", median),
       curl: stat("curl", "wall", median),
+      hashing: stat("curl + openssl", "wall", median),
       floor: stat("node floor", "wall", median),
       microagentRss: stat("microagent", "rss", (values) => Math.max(...values)),
       baselineRss: stat(baselineName, "rss", (values) => Math.max(...values))
@@ -719,14 +729,13 @@ const render = (rows, elapsed) => {
       `medians of wall time; peak RSS is the largest of the timed runs${quick ? "; **--quick: small sizes, targets apply to the full run only**" : ""}`,
     `- whole benchmark: ${Math.floor(elapsed / 60)} min ${Math.round(elapsed % 60)} s; 1-minute load average before it: ${loadAtStart.toFixed(2)}`,
     "",
-    "| case | microagent | skopeo / baseline | ratio | curl (microagent ÷ curl) | Node floor (microagent ÷ floor) | microagent peak RSS | skopeo / baseline peak RSS | target | met |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | :---: |"
+    "| case | microagent | skopeo / baseline | ratio | curl (microagent ÷ curl) | curl + openssl (microagent ÷ it) | Node floor (microagent ÷ floor) | microagent peak RSS | skopeo / baseline peak RSS | target | met |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | :---: |"
   ]
   for (const row of rows) {
     const baseline = row.baselineName === "skopeo" ? formatSeconds(row.baseline) : `${formatSeconds(row.baseline)} (${row.baselineName})`
-    const curl = row.curl === undefined ? "—" : `${formatSeconds(row.curl)} (${(row.microagent / row.curl).toFixed(2)})`
-    const floor = row.floor === undefined ? "—" : `${formatSeconds(row.floor)} (${(row.microagent / row.floor).toFixed(2)})`
-    lines.push(`| ${row.label} | ${formatSeconds(row.microagent)} | ${baseline} | ${row.ratio.toFixed(2)} | ${curl} | ${floor} | ` +
+    const against = (seconds) => (seconds === undefined ? "—" : `${formatSeconds(seconds)} (${(row.microagent / seconds).toFixed(2)})`)
+    lines.push(`| ${row.label} | ${formatSeconds(row.microagent)} | ${baseline} | ${row.ratio.toFixed(2)} | ${against(row.curl)} | ${against(row.hashing)} | ${against(row.floor)} | ` +
       `${formatRss(row.microagentRss)} | ${formatRss(row.baselineRss)} | ${row.target} | ${row.met ? "yes" : "**no**"} |`)
   }
   lines.push("", "<details><summary>every timed run: wall s / CPU s (user + system) / peak RSS MiB</summary>", "")

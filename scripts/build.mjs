@@ -6,6 +6,7 @@ const { version } = JSON.parse(readFileSync(new URL("../package.json", import.me
 
 // Left from earlier layouts of dist/, and code caches of an older bundle.
 rmSync("dist/chunks", { recursive: true, force: true })
+rmSync("dist/bin.mjs", { force: true })
 mkdirSync("dist", { recursive: true })
 for (const file of readdirSync("dist", { withFileTypes: true }).filter((f) => f.name.endsWith(".cache"))) {
   rmSync(`dist/${file.name}`)
@@ -34,9 +35,9 @@ await build({
 await build({
   ...common,
   entryPoints: ["src/boot.ts"],
-  outfile: "dist/bin.mjs",
-  format: "esm"
+  outfile: "dist/bin.cjs",
+  format: "cjs"
 })
 
-// Runnable as ./dist/bin.mjs, not only through npm's bin link.
-chmodSync("dist/bin.mjs", 0o755)
+// Runnable as ./dist/bin.cjs, not only through npm's bin link.
+chmodSync("dist/bin.cjs", 0o755)

@@ -34,7 +34,7 @@ poll()' "http://$host/v2/"
 
 export HOME="$work/home"
 mkdir -p "$HOME"
-microagent() { node dist/bin.mjs "$@"; }
+microagent() { node dist/bin.cjs "$@"; }
 
 step() { printf '\n$ %s\n' "$*"; }
 step "printf '%s\\n' \"\$PASSWORD\" | microagent registry login $host -u demo --password-stdin"

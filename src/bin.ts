@@ -3,7 +3,8 @@
  * The edge: the only module that picks Node's layers and runs the program.
  */
 import * as CliConfig from "@effect/cli/CliConfig"
-import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Chunk from "effect/Chunk"
@@ -16,12 +17,16 @@ import { exitCode, report, stderrLogger, withUserConsole } from "./cli/output.js
 import { Stdio } from "./cli/Stdio.js"
 import * as Live from "./Live.js"
 import * as LazyHttp from "./node/LazyHttp.js"
+import * as LazyTerminal from "./node/LazyTerminal.js"
 import * as TlsPolicy from "./registry/TlsPolicy.js"
 
 declare const MICROAGENT_VERSION: string
 
 const StdioLive = Layer.succeed(Stdio, {
-  stdinIsTTY: process.stdin.isTTY === true,
+  // A getter: reading process.stdin opens it, which only login needs.
+  get stdinIsTTY() {
+    return process.stdin.isTTY === true
+  },
   stderrIsTTY: process.stderr.isTTY === true,
   readStdin: NodeStream.stdin.pipe(
     Stream.runCollect,
@@ -42,7 +47,8 @@ const Services = Live.layer.pipe(
 )
 
 const MainLive = Layer.mergeAll(Services, StdioLive, CliConfig.layer({ showBuiltIns: false })).pipe(
-  Layer.provideMerge(NodeContext.layer),
+  // Not NodeContext: its command executor and worker manager load child_process on every start.
+  Layer.provideMerge(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, LazyTerminal.layer)),
   Layer.provideMerge(Logger.replace(Logger.defaultLogger, stderrLogger))
 )
 

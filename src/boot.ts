@@ -1,22 +1,23 @@
 #!/usr/bin/env node
 /**
- * The launcher (dist/bin.mjs): runs the bundled CLI (dist/cli.cjs, from bin.ts) through V8's code
+ * The launcher (dist/bin.cjs): runs the bundled CLI (dist/cli.cjs, from bin.ts) through V8's code
  * cache. Node 20 compiles the ~500 KB bundle afresh on every start and has no compile cache for
  * modules (that came in Node 22); with the cache a start takes ~60 ms less (docs/performance.md).
  *
  * The cache lives beside the bundle when that folder is writable, else in the user's cache
  * folder, named after the bundle's content and the V8 that made it. A cache V8 rejects (another
  * Node, a changed bundle) only costs the compile it would have saved, and is written afresh.
+ *
+ * Every module this file loads is paid for by every start, `registry list` included: it is
+ * CommonJS (Node's ES module loader costs ~5 ms more) and loads `crypto`, `os` and `v8` only when
+ * it needs them.
  */
-import { createHash } from "node:crypto"
 import { subscribe, unsubscribe } from "node:diagnostics_channel"
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
-import { createRequire } from "node:module"
-import { homedir } from "node:os"
 import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
-import { setFlagsFromString } from "node:v8"
 import { Script } from "node:vm"
+
+const setV8Flag = (flag: string) => (require("node:v8") as typeof import("node:v8")).setFlagsFromString(flag)
 
 /**
  * V8 sizes its next full collection from the live heap (~10 MB here) and counts the network
@@ -30,39 +31,51 @@ import { Script } from "node:vm"
 const heapGrowth = "--heap-growing-percent"
 const tuneHeap = () => {
   unsubscribe("http.client.request.start", tuneHeap)
-  setFlagsFromString(`${heapGrowth}=600`)
+  setV8Flag(`${heapGrowth}=600`)
 }
 subscribe("http.client.request.start", tuneHeap)
 
-const here = dirname(fileURLToPath(import.meta.url))
+/** FNV-1a: names a set of Node flags in a file name, without loading `crypto` for it. */
+const fnv = (text: string) => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193)
+  return (hash >>> 0).toString(16).padStart(8, "0")
+}
+
+const here = __dirname
 const bundle = join(here, "cli.cjs")
 const source = readFileSync(bundle, "utf8").replace(/^#!.*/, "")
 // V8 rejects a cache made under other flags: runs with other flags keep their own.
-const flags = createHash("sha256").update(`${process.execArgv.join(" ")}\n${process.env["NODE_OPTIONS"] ?? ""}`).digest("hex").slice(0, 8)
-const runtime = `${process.versions.v8}-${process.arch}-${flags}`
-const content = createHash("sha256").update(source).digest("hex").slice(0, 16)
-/** The user's cache folder; none where there is no home (a container's nameless user). */
-const userCache = (() => {
-  try {
-    return join(process.env["XDG_CACHE_HOME"] || join(homedir(), ".cache"), "microagent")
-  } catch {
-    return undefined
+const runtime = `${process.versions.v8}-${process.arch}-${fnv(`${process.execArgv.join(" ")}\n${process.env["NODE_OPTIONS"] ?? ""}`)}`
+
+/**
+ * Where a cache may be, best first: beside the bundle (a build clears it there), else in the
+ * user's cache folder, where the bundle's content names it; none there without a home (a
+ * container's nameless user). A function, so the content is hashed only when it is needed.
+ */
+const places: ReadonlyArray<() => string | undefined> = [
+  () => join(here, `cli-${runtime}.cache`),
+  () => {
+    try {
+      const folder = process.env["XDG_CACHE_HOME"] || join((require("node:os") as typeof import("node:os")).homedir(), ".cache")
+      const crypto = require("node:crypto") as typeof import("node:crypto")
+      const content = crypto.createHash("sha256").update(source).digest("hex").slice(0, 16)
+      return join(folder, "microagent", `cli-${content}-${runtime}.cache`)
+    } catch {
+      return undefined
+    }
   }
-})()
-const places = [
-  join(here, `cli-${runtime}.cache`),
-  ...(userCache === undefined ? [] : [join(userCache, `cli-${content}-${runtime}.cache`)])
 ]
 
-const read = (file: string) => {
+const read = (file: string | undefined) => {
   try {
-    return readFileSync(file)
+    return file === undefined ? undefined : readFileSync(file)
   } catch {
     return undefined
   }
 }
 let found: Buffer | undefined
-for (const file of places) if ((found = read(file)) !== undefined) break
+for (const place of places) if ((found = read(place())) !== undefined) break
 
 const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
   filename: bundle,
@@ -73,9 +86,11 @@ if (found === undefined || script.cachedDataRejected === true) {
   // After the run, so the cache also holds the functions this command compiled on the way.
   process.once("exit", () => {
     // Back to the flags the next start compiles under: V8 checks them against the cache.
-    setFlagsFromString(`${heapGrowth}=0`)
+    setV8Flag(`${heapGrowth}=0`)
     const data = script.createCachedData()
-    for (const file of places) {
+    for (const place of places) {
+      const file = place()
+      if (file === undefined) continue
       const temp = `${file}.${process.pid}.tmp`
       try {
         mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
@@ -90,4 +105,4 @@ if (found === undefined || script.cachedDataRejected === true) {
 }
 
 const module = { exports: {} }
-script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, here)
+script.runInThisContext()(module.exports, require, module, bundle, here)

@@ -4,6 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { createHash } from "node:crypto"
 import { existsSync } from "node:fs"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -28,6 +29,24 @@ describe("FileSink", () => {
       yield* sink.close
       const written = yield* Effect.promise(() => readFile(file))
       assert.isTrue(written.equals(Buffer.concat(chunks)))
+    }))
+
+  it.scoped("a blob larger than the 64 MiB between two flushes to disk: every byte lands in order, and close waits for the flush", () =>
+    Effect.gen(function*() {
+      const file = join(yield* scratch, "blob")
+      const sink = yield* FileSink.open(file)
+      const expected = createHash("sha256")
+      const chunk = new Uint8Array(1024 * 1024)
+      for (let i = 0; i < 150; i++) {
+        chunk.fill(i)
+        expected.update(chunk)
+        const pending = sink.write(Uint8Array.from(chunk))
+        if (pending !== undefined) yield* Effect.promise(() => pending)
+      }
+      yield* sink.close
+      const written = yield* Effect.promise(() => readFile(file))
+      assert.strictEqual(written.length, 150 * 1024 * 1024)
+      assert.strictEqual(createHash("sha256").update(written).digest("hex"), expected.digest("hex"))
     }))
 
   it.scoped("asks the writer to wait once about 1 MiB is queued, so memory stays bounded", () =>

@@ -1,5 +1,5 @@
 /**
- * The launcher (src/boot.ts, built to dist/bin.mjs): runs the bundled CLI through V8's code
+ * The launcher (src/boot.ts, built to dist/bin.cjs): runs the bundled CLI through V8's code
  * cache, which it writes on the first run. A cache that does not fit must never change what the
  * CLI does. Runs a copy of dist/, so the tests' shared cache is left alone.
  */
@@ -11,12 +11,12 @@ import { useScratch } from "./support/scratch.js"
 
 const { freshHome, scratchDir } = useScratch("microagent-boot-")
 
-/** dist/bin.mjs and dist/cli.cjs copied into a fresh folder without any cache, and a way to run them in a fresh HOME. */
+/** dist/bin.cjs and dist/cli.cjs copied into a fresh folder without any cache, and a way to run them in a fresh HOME. */
 const launcher = async () => {
   const dir = await scratchDir()
-  for (const name of ["bin.mjs", "cli.cjs"]) await fs.copyFile(path.join(path.dirname(binPath), name), path.join(dir, name))
+  for (const name of ["bin.cjs", "cli.cjs"]) await fs.copyFile(path.join(path.dirname(binPath), name), path.join(dir, name))
   const home = await freshHome()
-  return { dir, home, run: (args: ReadonlyArray<string>) => runNode(path.join(dir, "bin.mjs"), args, { env: { HOME: home } }) }
+  return { dir, home, run: (args: ReadonlyArray<string>) => runNode(path.join(dir, "bin.cjs"), args, { env: { HOME: home } }) }
 }
 
 const caches = async (dir: string) => (await fs.readdir(dir)).filter((name) => name.endsWith(".cache"))

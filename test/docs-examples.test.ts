@@ -13,7 +13,7 @@
  * Here `$REGISTRY` is a CNCF distribution registry with htpasswd auth on a free loopback port.
  * Each page gets a fresh HOME, which is also the working directory of its examples; the examples
  * of one page run in order in it (so a login precedes the pulls that need it), each in its own
- * `bash -euo pipefail`, with only PATH (plus a `microagent` that runs dist/bin.mjs) and the three
+ * `bash -euo pipefail`, with only PATH (plus a `microagent` that runs dist/bin.cjs) and the three
  * variables above in the environment. Pages run concurrently.
  *
  * Blocks not run as written: README's `sh quickstart` (it installs Debian packages; .ci/run does
@@ -111,7 +111,7 @@ const startPages = async (host: string) => {
   const npmBin = path.join(work, "npm-bin")
   await fs.mkdir(bin)
   await fs.mkdir(npmBin)
-  await executable(path.join(bin, "microagent"), `#!/bin/sh\nexec "${process.execPath}" "${path.join(root, "dist/bin.mjs")}" "$@"\n`)
+  await executable(path.join(bin, "microagent"), `#!/bin/sh\nexec "${process.execPath}" "${path.join(root, "dist/bin.cjs")}" "$@"\n`)
   await executable(
     path.join(npmBin, "npm"),
     [
@@ -151,8 +151,8 @@ const startPages = async (host: string) => {
 }
 
 beforeAll(async () => {
-  await fs.access(path.join(root, "dist/bin.mjs")).catch(() => {
-    throw new Error("dist/bin.mjs is missing: run `npm run build` first")
+  await fs.access(path.join(root, "dist/bin.cjs")).catch(() => {
+    throw new Error("dist/bin.cjs is missing: run `npm run build` first")
   })
   work = await fs.realpath(await fs.mkdtemp(path.join(tmpdir(), "microagent-docs-examples-")))
   registry = await startRegistry({ mode: "htpasswd", users: { [USER]: PASSWORD } })

@@ -26,7 +26,7 @@ export interface CliOptions {
 /** A script path, or inline code. */
 export type NodeEntry = string | readonly ["-e", string]
 
-export const binPath = fileURLToPath(new URL("../../dist/bin.mjs", import.meta.url))
+export const binPath = fileURLToPath(new URL("../../dist/bin.cjs", import.meta.url))
 
 const minimalEnv = (extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv => {
   const env: Record<string, string | undefined> = { PATH: process.env["PATH"], ...extra }
