@@ -12,10 +12,17 @@ import * as ImageStore from "./ImageStore.js"
 import * as TlsPolicy from "./registry/TlsPolicy.js"
 import * as RegistryClient from "./RegistryClient.js"
 
-export const layer = Images.layer.pipe(
+/** The credential stores: AuthStore and CredentialResolver, all that needs no network. */
+export const credentials = CredentialResolver.layer.pipe(Layer.provideMerge(AuthStore.layer))
+
+/**
+ * What talking to registries takes: Images, RegistryClient, ImageStore and TlsPolicy. Needs
+ * CredentialResolver (from `credentials`) and an HttpClient besides the platform.
+ */
+export const registry = Images.layer.pipe(
   Layer.provideMerge(RegistryClient.layer),
   Layer.provideMerge(ImageStore.layer),
-  Layer.provideMerge(CredentialResolver.layer),
-  Layer.provideMerge(AuthStore.layer),
   Layer.provideMerge(TlsPolicy.layer)
 )
+
+export const layer = registry.pipe(Layer.provideMerge(credentials))

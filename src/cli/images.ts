@@ -61,7 +61,7 @@ const checkJobs = (n: number) => n >= 1 && n <= 64 ? Effect.void : Effect.fail(n
 /** The flags every transfer takes. */
 const transferOptions = { jobs, quiet, json, insecure: insecureOption }
 
-const pull = Command.make(
+export const pull = Command.make(
   "pull",
   {
     image: Args.text({ name: "reference" }).pipe(Args.withDescription("Image to pull: [registry/]repository[:tag][@digest], e.g. alpine:3.20 or localhost:5000/team/app@sha256:<hex>")),
@@ -99,7 +99,7 @@ const pushSource = (text: string): Effect.Effect<PushSource, InvalidReference> =
   return Effect.map(CliArgs.imageReference(text), (ref) => ({ _tag: "Store", reference: ref }))
 }
 
-const push = Command.make(
+export const push = Command.make(
   "push",
   {
     source: Args.text({ name: "source" }).pipe(Args.withDescription("An image in the store (by reference) or a layout: oci:<dir>[:<tag>], e.g. oci:./app-layout:1.0")),
@@ -120,4 +120,3 @@ const push = Command.make(
     })
 ).pipe(Command.withDescription("Push an image from the store or an OCI layout to a registry and print its digest"))
 
-export const images = [pull, push] as const

@@ -45,7 +45,7 @@ const registryArg = Args.text({ name: "registry" }).pipe(
   Args.withDescription("Registry or namespace, e.g. ghcr.io, localhost:5000, registry.example.com/team")
 )
 
-const login = Command.make(
+export const login = Command.make(
   "login",
   {
     registry: registryArg,
@@ -155,7 +155,9 @@ const list = Command.make(
     })
 ).pipe(Command.withDescription("List registries with stored credentials, in resolution order (never a secret)"))
 
-export const registry = Command.make("registry").pipe(
-  Command.withDescription("Manage registry credentials (login, logout, list)"),
-  Command.withSubcommands([login, logout, list])
-)
+/** The `registry` group, with `login` as the caller has provided it (it alone talks to a registry). */
+export const registryCommands = <R, E, A>(verifiedLogin: Command.Command<"login", R, E, A>) =>
+  Command.make("registry").pipe(
+    Command.withDescription("Manage registry credentials (login, logout, list)"),
+    Command.withSubcommands([verifiedLogin, logout, list])
+  )
