@@ -507,6 +507,19 @@ const formatRss = (bytes) => (bytes === undefined ? "—" : `${(bytes / MiB).toF
 
 const log = (text) => process.stderr.write(`${text}\n`)
 
+/**
+ * CPU seconds the registry has used so far (user + system, from /proc): what serving a run cost
+ * it, on the same two cores as the client. Undefined where /proc does not tell.
+ */
+const registryCpu = () => {
+  try {
+    const fields = fs.readFileSync(`/proc/${registry.pid}/stat`, "utf8").split(") ")[1].split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ, 100 on Linux)
+  } catch {
+    return undefined
+  }
+}
+
 /** Warm-up, then `runs` runs with the contenders' order rotated each time; returns every sample. */
 const runCase = async (id, contenders, runs) => {
   const names = Object.keys(contenders)
@@ -515,9 +528,13 @@ const runCase = async (id, contenders, runs) => {
     const order = names.map((_, i) => names[(i + run) % names.length])
     for (const name of order) {
       execFileSync("sync") // start every run with nothing left to write back
+      const before = registryCpu()
       const sample = await contenders[name]()
+      const after = registryCpu()
+      if (before !== undefined && after !== undefined) sample.registryCpu = after - before
       const label = run === 0 ? "warm-up" : `run ${run}/${runs}`
-      log(`  ${id} ${label} ${name}: ${formatSeconds(sample.wall)}${sample.rss === undefined ? "" : `, CPU ${formatSeconds(sample.cpu)}, ${formatRss(sample.rss)}`}`)
+      log(`  ${id} ${label} ${name}: ${formatSeconds(sample.wall)}${sample.rss === undefined ? "" : `, CPU ${formatSeconds(sample.cpu)}, ${formatRss(sample.rss)}`}` +
+        `${sample.registryCpu === undefined ? "" : `, registry CPU ${formatSeconds(sample.registryCpu)}`}`)
       if (run > 0) samples[name].push(sample)
     }
   }
@@ -740,11 +757,16 @@ const render = (rows, elapsed) => {
     lines.push(`| ${row.label} | ${formatSeconds(row.microagent)} | ${baseline} | ${row.ratio.toFixed(2)} | ${against(row.curl)} | ${against(row.hashing)} | ${against(row.floor)} | ` +
       `${formatRss(row.microagentRss)} | ${formatRss(row.baselineRss)} | ${row.target} | ${row.met ? "yes" : "**no**"} |`)
   }
-  lines.push("", "<details><summary>every timed run: wall s / CPU s (user + system) / peak RSS MiB</summary>", "")
+  lines.push("", "<details><summary>every timed run: wall s / CPU s (user + system) / peak RSS MiB / the registry's CPU s while it ran</summary>", "")
   for (const row of rows) {
     for (const [name, samples] of Object.entries(row.samples)) {
       const text = samples.map((sample) =>
-        sample.rss === undefined ? sample.wall.toFixed(3) : `${sample.wall.toFixed(3)} / ${sample.cpu.toFixed(2)} / ${(sample.rss / MiB).toFixed(0)}`)
+        [
+          sample.wall.toFixed(3),
+          sample.rss === undefined ? "—" : sample.cpu.toFixed(2),
+          sample.rss === undefined ? "—" : (sample.rss / MiB).toFixed(0),
+          sample.registryCpu === undefined ? "—" : sample.registryCpu.toFixed(2)
+        ].join(" / "))
       lines.push(`- ${row.id} ${name}: ${text.join(", ")}`)
     }
   }
