@@ -41,13 +41,13 @@ const StdioLive = Layer.succeed(Stdio, {
     })
 })
 
-/** Built by the commands that talk to registries only (cli/main.ts): `registry list` needs none of it. */
+/** Built only by the commands that talk to registries (cli/main.ts): `registry list` needs none of it. */
 const RegistryLive = Live.registry.pipe(
   Layer.provide(LazyHttp.layer),
   Layer.provideMerge(TlsPolicy.layer)
 )
 
-const MainLive = Layer.mergeAll(Live.credentials, StdioLive, CliConfig.layer({ showBuiltIns: false })).pipe(
+const MainLive = Layer.mergeAll(StdioLive, CliConfig.layer({ showBuiltIns: false })).pipe(
   // Not NodeContext: its command executor and worker manager load child_process on every start.
   Layer.provideMerge(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, LazyTerminal.layer)),
   Layer.provideMerge(Logger.replace(Logger.defaultLogger, stderrLogger))
@@ -55,7 +55,7 @@ const MainLive = Layer.mergeAll(Live.credentials, StdioLive, CliConfig.layer({ s
 
 const noColor = (process.env["NO_COLOR"] ?? "") !== ""
 
-Effect.suspend(() => run(MICROAGENT_VERSION, RegistryLive)(process.argv)).pipe(
+Effect.suspend(() => run(MICROAGENT_VERSION, { credentials: Live.credentials, registry: RegistryLive })(process.argv)).pipe(
   withUserConsole({ stdout: noColor || !process.stdout.isTTY, stderr: noColor || !process.stderr.isTTY }),
   Effect.provide(MainLive),
   Effect.tapErrorCause(report),

@@ -28,3 +28,23 @@ describe("--help", () => {
     }
   })
 })
+
+describe("without HOME (a container's nameless user)", () => {
+  it("--help and --version still work: they need no store", async () => {
+    const help = await runCli(["--help"], { env: { HOME: undefined } })
+    expect(help.code, help.stderr).toBe(0)
+    expect(help.stdout).toMatch(/^USAGE$/m)
+    const version = await runCli(["--version"], { env: { HOME: undefined } })
+    expect(version.code, version.stderr).toBe(0)
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
+  })
+
+  it("a command that needs the store says HOME is missing in one line and a hint, exit 2", async () => {
+    const r = await runCli(["registry", "list"], { env: { HOME: undefined } })
+    expect(r.code).toBe(2)
+    expect(r.stdout).toBe("")
+    expect(r.stderr).toBe(
+      "error: HOME is not set: microagent keeps its credential store and images under $HOME/.microagent\nhint: set it, e.g. HOME=/root microagent …\n"
+    )
+  })
+})

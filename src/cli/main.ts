@@ -3,6 +3,8 @@
  */
 import * as Command from "@effect/cli/Command"
 import type * as Layer from "effect/Layer"
+import type { AuthStore } from "../AuthStore.js"
+import type { CredentialResolver } from "../CredentialResolver.js"
 import type { Images } from "../Images.js"
 import type { TlsPolicy } from "../registry/TlsPolicy.js"
 import type { RegistryClient } from "../RegistryClient.js"
@@ -11,16 +13,27 @@ import { inspect } from "./inspect.js"
 import { login, registryCommands } from "./registry.js"
 import { tags } from "./tags.js"
 
+/** The services every command uses. */
+export type CredentialServices = AuthStore | CredentialResolver
+
 /** The services of the commands that talk to registries. */
 export type RegistryServices = Images | RegistryClient | TlsPolicy
 
 /**
- * `registryServices` is built by the command that runs, and only if it talks to a registry:
- * building it costs every start that pays for it, and `registry list` or `logout` need none of it.
+ * The services are built by the command that runs, once its arguments are parsed: `--help`,
+ * `--version` and usage errors build none (and need no `HOME`), and `registryServices` is built
+ * only by the commands that talk to a registry. Every start pays for what it builds, and
+ * `registry list` or `logout` need none of the registry side.
  */
-export const run = <E, R>(version: string, registryServices: Layer.Layer<RegistryServices, E, R>) => {
+export const run = <E1, R1, E2, R2>(
+  version: string,
+  services: {
+    readonly credentials: Layer.Layer<CredentialServices, E1, R1>
+    readonly registry: Layer.Layer<RegistryServices, E2, R2>
+  }
+) => {
   const withRegistry = <Name extends string, RC, EC, A>(command: Command.Command<Name, RC, EC, A>) =>
-    Command.provide(command, registryServices)
+    Command.provide(command, services.registry)
   const microagent = Command.make("microagent").pipe(
     Command.withDescription("An OCI registry client that talks to registries directly: no Docker, no credential helpers"),
     Command.withSubcommands([
@@ -29,7 +42,8 @@ export const run = <E, R>(version: string, registryServices: Layer.Layer<Registr
       registryCommands(withRegistry(login)),
       withRegistry(inspect),
       withRegistry(tags)
-    ])
+    ]),
+    Command.provide(services.credentials)
   )
   return Command.run(microagent, { name: "microagent", version })
 }

@@ -4,6 +4,7 @@
  */
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as Cause from "effect/Cause"
+import * as ConfigError from "effect/ConfigError"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -40,12 +41,32 @@ export const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
     onSome: (e) =>
       isMicroagentError(e)
         ? codes[e._tag]
-        : ValidationError.isValidationError(e)
+        : ValidationError.isValidationError(e) || ConfigError.isConfigError(e)
         ? ExitCode.usage
         : isQuit(e)
         ? ExitCode.interrupted
         : ExitCode.failure
   })
+}
+
+/**
+ * The environment a command could not read its settings from. `HOME` is the one every command
+ * needs (the stores live under it); a container's nameless user may have none.
+ */
+const environmentProblem = (e: ConfigError.ConfigError): string => {
+  switch (e._op) {
+    case "MissingData":
+      return e.path.join(".") === "HOME"
+        ? "HOME is not set: microagent keeps its credential store and images under $HOME/.microagent\nhint: set it, e.g. HOME=/root microagent …"
+        : `${e.path.join(".")} is not set`
+    case "InvalidData":
+      return `${e.path.join(".")} is not valid: ${e.message}`
+    case "And":
+    case "Or":
+      return environmentProblem(e.left)
+    default:
+      return String(e)
+  }
 }
 
 /** Prints a failure once. @effect/cli has already printed its own parse errors. */
@@ -64,6 +85,8 @@ export const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
         ? Effect.void
         : isMicroagentError(e)
         ? Console.error(e.hint === undefined ? `error: ${e.message}` : `error: ${e.message}\nhint: ${e.hint}`)
+        : ConfigError.isConfigError(e)
+        ? Console.error(`error: ${environmentProblem(e)}`)
         : Console.error(`error: ${e instanceof Error ? e.message : String(e)}`)
   })
 }
