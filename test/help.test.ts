@@ -2,6 +2,7 @@
  * `--help` of every command, as users read it (plain text through a pipe). A change to a
  * description, flag or argument shows up here as a snapshot difference to review.
  */
+import { readFile } from "node:fs/promises"
 import { describe, expect, it } from "vitest"
 import { runCli } from "./support/cli.js"
 
@@ -26,6 +27,16 @@ describe("--help", () => {
         for (const entry of entries) expect(entry, `${command.join(" ")}: ${entry}`).toMatch(/e\.g\.|E\.g\.|: microagent /)
       }
     }
+  })
+})
+
+describe("--version", () => {
+  it("prints the package's version and one newline, for $(microagent --version)", async () => {
+    const { version } = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+    const r = await runCli(["--version"], { env: { HOME: "/nonexistent" } })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe(`${version}\n`)
+    expect(r.stderr).toBe("")
   })
 })
 

@@ -124,7 +124,7 @@ export const withUserConsole = (plain: { readonly stdout: boolean; readonly stde
   Console.consoleWith((console) =>
     Console.withConsole(self, {
       ...console,
-      log: (...args) => console.log(...(plain.stdout ? args.map(stripAnsi) : args)),
+      log: (...args) => console.log(...withoutFinalNewline(plain.stdout ? args.map(stripAnsi) : args)),
       error: (...args) => {
         const text = args.map((a) => plain.stderr ? stripAnsi(a) : a).map(String).join(" ")
         return console.error(/^(error|warning|hint|info|debug|trace): /.test(stripAnsi(text) as string) ? text : `error: ${text.trim()}`)
@@ -133,3 +133,12 @@ export const withUserConsole = (plain: { readonly stdout: boolean; readonly stde
   )
 
 const stripAnsi = (u: unknown): unknown => typeof u === "string" ? u.replace(ansi, "") : u
+
+/**
+ * @effect/cli prints `--version` and help as paragraphs that end in a newline, and `log` adds
+ * one: `microagent --version` printed a blank line after the version.
+ */
+const withoutFinalNewline = (args: ReadonlyArray<unknown>): ReadonlyArray<unknown> => {
+  const last = args.at(-1)
+  return typeof last === "string" && last.endsWith("\n") ? [...args.slice(0, -1), last.slice(0, -1)] : args
+}
