@@ -5,7 +5,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { createHash } from "node:crypto"
-import { existsSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { createReadStream, existsSync } from "node:fs"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -47,6 +48,27 @@ describe("FileSink", () => {
       const written = yield* Effect.promise(() => readFile(file))
       assert.strictEqual(written.length, 150 * 1024 * 1024)
       assert.strictEqual(createHash("sha256").update(written).digest("hex"), expected.digest("hex"))
+    }))
+
+  it.scoped("a file that cannot be flushed early (a FIFO) still takes every byte: the early flush is only for speed", () =>
+    Effect.gen(function*() {
+      const fifo = join(yield* scratch, "fifo")
+      execFileSync("mkfifo", [fifo])
+      let received = 0
+      const drained = new Promise<void>((resolve, reject) => {
+        const reader = createReadStream(fifo)
+        reader.on("data", (chunk) => (received += chunk.length))
+        reader.on("end", resolve)
+        reader.on("error", reject)
+      })
+      const sink = yield* FileSink.open(fifo)
+      for (let i = 0; i < 70; i++) {
+        const pending = sink.write(new Uint8Array(1024 * 1024))
+        if (pending !== undefined) yield* Effect.promise(() => pending)
+      }
+      yield* sink.close
+      yield* Effect.promise(() => drained)
+      assert.strictEqual(received, 70 * 1024 * 1024)
     }))
 
   it.scoped("asks the writer to wait once about 1 MiB is queued, so memory stays bounded", () =>

@@ -48,10 +48,12 @@ export const open = (path: string): Effect.Effect<FileSink, ImageStoreError, Sco
     let unflushed = 0
     let flushing: Promise<void> | undefined
     // One flush at a time, of what was written so far; a failed one fails the file (EIO, ENOSPC).
+    // A file that cannot be flushed at all (EINVAL: not a regular file) is only not flushed early:
+    // the flush is for speed, the fsync before the rename is what keeps blobs whole.
     const flush = () =>
       new Promise<void>((resolve) =>
         fdatasync(fd, (cause) => {
-          if (cause !== null) failure ??= cause
+          if (cause !== null && cause.code !== "EINVAL" && cause.code !== "ENOTSUP") failure ??= cause
           flushing = undefined
           resolve()
         })
