@@ -48,14 +48,20 @@ const source = readFileSync(bundle, "utf8").replace(/^#!.*/, "")
 // V8 rejects a cache made under other flags: runs with other flags keep their own.
 const runtime = `${process.versions.v8}-${process.arch}-${fnv(`${process.execArgv.join(" ")}\n${process.env["NODE_OPTIONS"] ?? ""}`)}`
 
+/** `compute` run at most once, when first asked for. */
+const once = <A>(compute: () => A): (() => A) => {
+  let done: { readonly value: A } | undefined
+  return () => (done ??= { value: compute() }).value
+}
+
 /**
  * Where a cache may be, best first: beside the bundle (a build clears it there), else in the
  * user's cache folder, where the bundle's content names it; none there without a home (a
- * container's nameless user). A function, so the content is hashed only when it is needed.
+ * container's nameless user). Functions, so the content is hashed only when it is needed.
  */
 const places: ReadonlyArray<() => string | undefined> = [
   () => join(here, `cli-${runtime}.cache`),
-  () => {
+  once(() => {
     try {
       const folder = process.env["XDG_CACHE_HOME"] || join((require("node:os") as typeof import("node:os")).homedir(), ".cache")
       const crypto = require("node:crypto") as typeof import("node:crypto")
@@ -64,7 +70,7 @@ const places: ReadonlyArray<() => string | undefined> = [
     } catch {
       return undefined
     }
-  }
+  })
 ]
 
 const read = (file: string | undefined) => {

@@ -49,6 +49,27 @@ describe("the launcher", () => {
     expect((await fs.readFile(path.join(dir, cache!))).equals(written)).toBe(true)
   })
 
+  it("where the bundle's folder cannot take the cache, it goes to the user's cache folder, named after the bundle, and is used from there", async () => {
+    const { dir, home, run } = await launcher()
+    await run(["--version"])
+    const [beside] = await caches(dir)
+    // A folder where the cache file would go: no write lands there, even for root.
+    await fs.rm(path.join(dir, beside!))
+    await fs.mkdir(path.join(dir, beside!))
+    const first = await run(["registry", "list", "--json"])
+    expect(first.code, first.stderr).toBe(0)
+    const userFolder = path.join(home, ".cache", "microagent")
+    const [cache] = await fs.readdir(userFolder)
+    expect(cache).toMatch(new RegExp(`^cli-[0-9a-f]{16}-${beside!.slice("cli-".length).replace(/\./g, "\\.")}$`))
+    const written = await fs.stat(path.join(userFolder, cache!))
+    const second = await run(["registry", "list", "--json"])
+    expect(second.code, second.stderr).toBe(0)
+    expect(second.stdout).toBe(first.stdout)
+    // Read and accepted: a rejected cache would have been written afresh, renamed over this file.
+    expect((await fs.stat(path.join(userFolder, cache!))).ino).toBe(written.ino)
+    expect(await fs.readdir(userFolder)).toEqual([cache])
+  })
+
   it("a damaged cache is rejected and replaced, and never changes the output or the exit code", async () => {
     const { dir, run } = await launcher()
     await run(["--version"])

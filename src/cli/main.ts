@@ -21,7 +21,7 @@ export type RegistryServices = Images | RegistryClient | TlsPolicy
 
 /**
  * The services are built by the command that runs, once its arguments are parsed: `--help`,
- * `--version` and usage errors build none (and need no `HOME`), and `registryServices` is built
+ * `--version` and usage errors build none (and need no `HOME`), and `services.registry` is built
  * only by the commands that talk to a registry. Every start pays for what it builds, and
  * `registry list` or `logout` need none of the registry side.
  */
