@@ -437,34 +437,32 @@ const skopeo = async (args) => {
 
 const pullContenders = (host, image) => {
   const ref = `${host}/${image.repository}:${image.tag}`
-  /** Every blob of the image fetched by `fetchOne(url, file, digest)`, at most 4 at once. */
-  const blobsBy = (fetchOne) => async () => {
-    const out = fresh("blobs")
-    await fsp.mkdir(out)
-    try {
-      const queue = [...image.blobs]
-      const file = (digest) => path.join(out, digest.replace(":", "-"))
-      const sample = await timed(() => Promise.all([1, 2, 3, 4].map(async () => {
-        for (let blob; (blob = queue.shift()) !== undefined;) {
-          await fetchOne(`http://${host}/v2/${image.repository}/blobs/${blob.digest}`, file(blob.digest), blob.digest)
-        }
-      })))
-      await checkLayout(out, image, file)
-      return sample
-    } finally {
-      await remove(out)
-    }
-  }
-  const into = (run) => async () => {
+  /** A blob's file in a flat folder of blobs, as curl and the floor write them. */
+  const flatFile = (out) => (digest) => path.join(out, digest.replace(":", "-"))
+  /**
+   * Runs `run(out)` into a fresh folder, checks that every blob landed there (in an OCI layout, or
+   * `flat` as `sha256-<hex>` files) and removes the folder.
+   */
+  const into = (run, flat = false) => async () => {
     const out = fresh("pull")
     try {
+      if (flat) await fsp.mkdir(out)
       const sample = await run(out)
-      await checkLayout(out, image)
+      await checkLayout(out, image, flat ? flatFile(out) : undefined)
       return sample
     } finally {
       await remove(out)
     }
   }
+  /** Every blob of the image fetched by `fetchOne(url, file, digest)`, at most 4 at once. */
+  const blobsBy = (fetchOne) => into((out) => {
+    const queue = [...image.blobs]
+    return timed(() => Promise.all([1, 2, 3, 4].map(async () => {
+      for (let blob; (blob = queue.shift()) !== undefined;) {
+        await fetchOne(`http://${host}/v2/${image.repository}/blobs/${blob.digest}`, flatFile(out)(blob.digest), blob.digest)
+      }
+    })))
+  }, true)
   return {
     microagent: into((out) => microagent(["pull", ref, "--output", out])),
     skopeo: into((out) => skopeo([...SRC_FLAGS, `docker://${ref}`, `oci:${out}:${image.tag}`])),
@@ -477,17 +475,7 @@ const pullContenders = (host, image) => {
       if (`sha256:${stdout.split(" ")[0]}` !== digest) throw new Error(`${url}: openssl computed ${stdout.trim()}`)
     }),
     // the same blobs through plain Node.js: GET, hash, write, fsync, rename (bench/floor.mjs)
-    "node floor": async () => {
-      const out = fresh("floor")
-      await fsp.mkdir(out)
-      try {
-        const sample = await measure([NODE, FLOOR, host, image.repository, out, ...image.blobs.map((blob) => blob.digest)], process.env)
-        await checkLayout(out, image, (digest) => path.join(out, digest.replace(":", "-")))
-        return sample
-      } finally {
-        await remove(out)
-      }
-    }
+    "node floor": into((out) => measure([NODE, FLOOR, host, image.repository, out, ...image.blobs.map((blob) => blob.digest)], process.env), true)
   }
 }
 
