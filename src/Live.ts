@@ -11,15 +11,16 @@ import * as Images from "./Images.js"
 import * as ImageStore from "./ImageStore.js"
 import * as TlsPolicy from "./registry/TlsPolicy.js"
 import * as RegistryClient from "./RegistryClient.js"
+import * as Rootfs from "./Rootfs.js"
 
 /** The credential stores: AuthStore and CredentialResolver, all that needs no network. */
 export const credentials = CredentialResolver.layer.pipe(Layer.provideMerge(AuthStore.layer))
 
 /**
- * What talking to registries takes: Images, RegistryClient, ImageStore and TlsPolicy. Needs
+ * What talking to registries takes: Images, RegistryClient, ImageStore, Rootfs and TlsPolicy. Needs
  * CredentialResolver (from `credentials`) and an HttpClient besides the platform.
  */
-export const registry = Images.layer.pipe(
+export const registry = Layer.merge(Images.layer, Rootfs.layer).pipe(
   Layer.provideMerge(RegistryClient.layer),
   Layer.provideMerge(ImageStore.layer),
   Layer.provideMerge(TlsPolicy.layer)

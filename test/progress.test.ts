@@ -228,7 +228,7 @@ describe("track", () => {
   it.effect("redraws on a timer while the transfer runs, then draws the final state and the summary", () =>
     Effect.gen(function*() {
       const { display, writes } = captured("tty")
-      const fiber = yield* Effect.fork(Progress.track(display, "pulled", transfer(Effect.succeed(moved))))
+      const fiber = yield* Effect.fork(Progress.track(display, Progress.movedSummary("pulled"), transfer(Effect.succeed(moved))))
       yield* TestClock.adjust("10 seconds")
       assert.deepStrictEqual(yield* Fiber.join(fiber), moved)
       // 500 ms of transfer at one frame per 100 ms: several redraws, not one per event.
@@ -246,7 +246,7 @@ describe("track", () => {
   it.effect("through a pipe writes one plain line per blob and the summary", () =>
     Effect.gen(function*() {
       const { display, writes } = captured("plain")
-      const fiber = yield* Effect.fork(Progress.track(display, "pushed", transfer(Effect.succeed(moved))))
+      const fiber = yield* Effect.fork(Progress.track(display, Progress.movedSummary("pushed"), transfer(Effect.succeed(moved))))
       yield* TestClock.adjust("10 seconds")
       yield* Fiber.join(fiber)
       const output = writes.join("")
@@ -259,7 +259,7 @@ describe("track", () => {
   it.effect("on failure stops redrawing, finishes the line and prints no summary", () =>
     Effect.gen(function*() {
       const { display, writes } = captured("tty")
-      const fiber = yield* Effect.fork(Progress.track(display, "pulled", transfer(Effect.fail("registry went away"))))
+      const fiber = yield* Effect.fork(Progress.track(display, Progress.movedSummary("pulled"), transfer(Effect.fail("registry went away"))))
       yield* TestClock.adjust("10 seconds")
       const exit = yield* Fiber.await(fiber)
       assert.deepStrictEqual(exit, Exit.fail("registry went away"))
@@ -274,7 +274,7 @@ describe("track", () => {
   it.effect("on interruption draws the state so far and leaves a clean line", () =>
     Effect.gen(function*() {
       const { display, writes } = captured("tty")
-      const fiber = yield* Effect.fork(Progress.track(display, "pulled", transfer(Effect.never)))
+      const fiber = yield* Effect.fork(Progress.track(display, Progress.movedSummary("pulled"), transfer(Effect.never)))
       yield* TestClock.adjust("230 millis")
       yield* Fiber.interrupt(fiber)
       const lines = screen(writes.join(""))
@@ -287,7 +287,7 @@ describe("track", () => {
     Effect.gen(function*() {
       const { display, writes } = captured("quiet")
       let listened = true
-      const fiber = yield* Effect.fork(Progress.track(display, "pulled", (onBlob) => {
+      const fiber = yield* Effect.fork(Progress.track(display, Progress.movedSummary("pulled"), (onBlob) => {
         listened = onBlob !== undefined
         return transfer(Effect.succeed(moved))(onBlob)
       }))

@@ -6,6 +6,7 @@ import * as Either from "effect/Either"
 import { InvalidReference, UsageError } from "../domain/Errors.js"
 import * as Platform from "../domain/Platform.js"
 import * as Reference from "../domain/Reference.js"
+import type { PushSource } from "../Images.js"
 
 export const imageReference = (text: string) =>
   Either.match(Reference.parse(text), {
@@ -19,3 +20,16 @@ export const platform = (text: string) =>
     onLeft: (reason) => Effect.fail(new UsageError({ message: `invalid --platform: ${reason}`, hint: "e.g. linux/amd64, linux/arm64, linux/arm/v7" })),
     onRight: Effect.succeed
   })
+
+/** `oci:<dir>[:<tag>]` names a layout; anything else an image in the shared store. */
+export const imageSource = (text: string): Effect.Effect<PushSource, InvalidReference> => {
+  if (text.startsWith("oci:")) {
+    const rest = text.slice(4)
+    const colon = rest.lastIndexOf(":")
+    const [dir, tag] = colon > 0 && !rest.slice(colon + 1).includes("/") ? [rest.slice(0, colon), rest.slice(colon + 1)] : [rest, undefined]
+    return dir === ""
+      ? Effect.fail(new InvalidReference({ reference: text, message: "oci: needs a folder, as in oci:./layout:tag" }))
+      : Effect.succeed({ _tag: "Layout", dir, tag })
+  }
+  return Effect.map(imageReference(text), (ref) => ({ _tag: "Store", reference: ref }))
+}

@@ -9,9 +9,9 @@ import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { InvalidReference, UsageError } from "../domain/Errors.js"
+import { UsageError } from "../domain/Errors.js"
 import * as Reference from "../domain/Reference.js"
-import { type BlobEvent, Images, type Moved, type PushSource } from "../Images.js"
+import { type BlobEvent, Images, type Moved } from "../Images.js"
 import * as CliArgs from "./args.js"
 import { allowInsecure, insecureOption } from "./insecure.js"
 import * as Progress from "./progress.js"
@@ -40,7 +40,7 @@ const transfer = <E, R>(
 ) =>
   Effect.gen(function*() {
     const display = yield* Progress.display(options.quiet)
-    const [elapsed, moved] = yield* Effect.timed(Progress.track(display, options.verb, run))
+    const [elapsed, moved] = yield* Effect.timed(Progress.track(display, Progress.movedSummary(options.verb), run))
     yield* Console.log(options.json ? JSON.stringify(document(options.reference, moved, elapsed)) : moved.digest)
   })
 
@@ -86,19 +86,6 @@ export const pull = Command.make(
     })
 ).pipe(Command.withDescription("Pull an image into the shared store (or --output folder) and print its digest"))
 
-/** `oci:<dir>[:<tag>]` names a layout; anything else an image in the shared store. */
-const pushSource = (text: string): Effect.Effect<PushSource, InvalidReference> => {
-  if (text.startsWith("oci:")) {
-    const rest = text.slice(4)
-    const colon = rest.lastIndexOf(":")
-    const [dir, tag] = colon > 0 && !rest.slice(colon + 1).includes("/") ? [rest.slice(0, colon), rest.slice(colon + 1)] : [rest, undefined]
-    return dir === ""
-      ? Effect.fail(new InvalidReference({ reference: text, message: "oci: needs a folder, as in oci:./layout:tag" }))
-      : Effect.succeed({ _tag: "Layout", dir, tag })
-  }
-  return Effect.map(CliArgs.imageReference(text), (ref) => ({ _tag: "Store", reference: ref }))
-}
-
 export const push = Command.make(
   "push",
   {
@@ -108,7 +95,7 @@ export const push = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const source = yield* pushSource(args.source)
+      const source = yield* CliArgs.imageSource(args.source)
       const target = yield* CliArgs.imageReference(args.image)
       yield* checkJobs(args.jobs)
       yield* allowInsecure(args.insecure, target.registry)

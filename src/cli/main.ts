@@ -5,19 +5,22 @@ import * as Command from "@effect/cli/Command"
 import type * as Layer from "effect/Layer"
 import type { AuthStore } from "../AuthStore.js"
 import type { CredentialResolver } from "../CredentialResolver.js"
+import type { ImageStore } from "../ImageStore.js"
 import type { Images } from "../Images.js"
+import type { Rootfs } from "../Rootfs.js"
 import type { TlsPolicy } from "../registry/TlsPolicy.js"
 import type { RegistryClient } from "../RegistryClient.js"
 import { pull, push } from "./images.js"
 import { inspect } from "./inspect.js"
 import { login, registryCommands } from "./registry.js"
+import { rootfs } from "./rootfs.js"
 import { tags } from "./tags.js"
 
 /** The services every command uses. */
 export type CredentialServices = AuthStore | CredentialResolver
 
 /** The services of the commands that talk to registries. */
-export type RegistryServices = Images | RegistryClient | TlsPolicy
+export type RegistryServices = Images | ImageStore | RegistryClient | Rootfs | TlsPolicy
 
 /**
  * The services are built by the command that runs, once its arguments are parsed: `--help`,
@@ -41,7 +44,8 @@ export const run = <E1, R1, E2, R2>(
       withRegistry(push),
       registryCommands(withRegistry(login)),
       withRegistry(inspect),
-      withRegistry(tags)
+      withRegistry(tags),
+      withRegistry(rootfs)
     ]),
     Command.provide(services.credentials)
   )

@@ -28,7 +28,9 @@ const codes: Record<MicroagentError["_tag"], number> = {
   InvalidReference: ExitCode.usage,
   NotFound: ExitCode.failure,
   DigestMismatch: ExitCode.failure,
-  ImageStoreError: ExitCode.failure
+  ImageStoreError: ExitCode.failure,
+  LayerRejected: ExitCode.failure,
+  ToolMissing: ExitCode.failure
 }
 
 const isQuit = (u: unknown): boolean => typeof u === "object" && u !== null && "_tag" in u && u._tag === "QuitException"

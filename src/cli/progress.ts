@@ -62,6 +62,9 @@ export const summaryLine = (verb: string, moved: Moved, elapsedMs: number): stri
   `${verb} ${moved.digest}: ${Bytes.format(moved.bytesTransferred)} moved (${plural(moved.transferred, "blob")}), ` +
   `${Bytes.format(moved.bytesSkipped)} already present (${plural(moved.skipped, "blob")}), in ${formatDuration(elapsedMs)}`
 
+/** `track`'s summary for a pull or push. */
+export const movedSummary = (verb: string) => (moved: Moved, elapsedMs: number): string => summaryLine(verb, moved, elapsedMs)
+
 // ---------------------------------------------------------------------------------------------
 // State and rendering (pure: tests drive it with events and a clock of their own)
 
@@ -215,11 +218,11 @@ export const makeRenderer = (options: { readonly tty: boolean; readonly now: () 
  * transfer ends, however it ends, the timer stops and a last frame is drawn (plus the summary line
  * on success), so the terminal is left at the start of a clean line.
  */
-export const track = <E, R>(
+export const track = <A, E, R>(
   display: Display,
-  verb: string,
-  transfer: (onBlob: ((event: BlobEvent) => void) | undefined) => Effect.Effect<Moved, E, R>
-): Effect.Effect<Moved, E, R> => {
+  summarize: (result: A, elapsedMs: number) => string,
+  transfer: (onBlob: ((event: BlobEvent) => void) | undefined) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => {
   if (display.mode === "quiet") return transfer(undefined)
   return Effect.gen(function*() {
     const clock = yield* Effect.clock
@@ -236,7 +239,7 @@ export const track = <E, R>(
         Effect.gen(function*() {
           yield* Fiber.interrupt(ticker)
           const size = yield* display.size
-          const summary = Exit.isSuccess(exit) ? summaryLine(verb, exit.value, now() - started) : undefined
+          const summary = Exit.isSuccess(exit) ? summarize(exit.value, now() - started) : undefined
           const text = renderer.finish(size, summary)
           if (text !== "") yield* display.write(text)
         })

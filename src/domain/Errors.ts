@@ -101,6 +101,37 @@ export class NotLoggedIn extends Schema.TaggedError<NotLoggedIn>()("NotLoggedIn"
   hint
 }) {}
 
+/** [E8] A layer entry that would escape the root filesystem, or cannot be applied ([F3]). */
+export class LayerRejected extends Schema.TaggedError<LayerRejected>()("LayerRejected", {
+  layer: Schema.String,
+  entry: Schema.String,
+  reason: Schema.String,
+  message: Schema.String,
+  hint
+}) {
+  static of(layer: string, entry: string, reason: string): LayerRejected {
+    const where = entry === "" ? `layer ${layer}` : `layer ${layer}, entry "${entry}"`
+    return new LayerRejected({ layer, entry, reason, message: `${where}: ${reason}` })
+  }
+}
+
+/** [E9] A program microagent runs (mke2fs, setfattr, a runtime) is not installed. */
+export class ToolMissing extends Schema.TaggedError<ToolMissing>()("ToolMissing", {
+  tool: Schema.String,
+  package: Schema.String,
+  message: Schema.String,
+  hint
+}) {
+  static of(tool: string, pkg: string, purpose: string): ToolMissing {
+    return new ToolMissing({
+      tool,
+      package: pkg,
+      message: `${tool} is not installed; it is needed ${purpose}`,
+      hint: `install it, e.g. apt-get install ${pkg}`
+    })
+  }
+}
+
 export type MicroagentError =
   | UsageError
   | AuthFileError
@@ -112,3 +143,5 @@ export type MicroagentError =
   | NotFound
   | DigestMismatch
   | ImageStoreError
+  | LayerRejected
+  | ToolMissing
