@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The main job end to end, on this machine only: start a distribution registry with htpasswd auth
 # on a free loopback port; with a throw-away HOME, log in, push an image made with umoci, pull it
-# back into the shared store and into a layout of its own, list credentials and log out.
+# back into the shared store and into a layout of its own, build a runtime bundle of it pinned by
+# digest, list credentials and log out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in docker-registry htpasswd umoci; do
-  command -v "$tool" >/dev/null || { echo "demo: $tool is missing; install Debian's docker-registry, apache2-utils and umoci" >&2; exit 1; }
+for tool in docker-registry htpasswd umoci busybox; do
+  command -v "$tool" >/dev/null || { echo "demo: $tool is missing; install Debian's docker-registry, apache2-utils, umoci and busybox-static" >&2; exit 1; }
 done
 
 work=$(mktemp -d)
@@ -42,11 +43,13 @@ printf '%s\n' demo-password | microagent registry login "$host" -u demo --passwo
 step "microagent registry list"
 microagent registry list
 
-# An image to push: one layer holding 4 MiB of random bytes, made with umoci.
+# An image to push, made with umoci: busybox as /bin/sh, and 4 MiB of random bytes.
 umoci init --layout "$work/layout" >/dev/null
 umoci new --image "$work/layout:demo" >/dev/null
+umoci insert --image "$work/layout:demo" "$(command -v busybox)" /bin/sh >/dev/null
 head -c 4194304 /dev/urandom > "$work/payload.bin"
 umoci insert --image "$work/layout:demo" "$work/payload.bin" /payload.bin >/dev/null
+umoci config --image "$work/layout:demo" --config.cmd /bin/sh >/dev/null
 
 step "microagent push oci:$work/layout:demo $host/demo/app:1"
 pushed=$(microagent push "oci:$work/layout:demo" "$host/demo/app:1")
@@ -57,6 +60,14 @@ echo "$pulled"
 [ "$pushed" = "$pulled" ]
 step "microagent pull $host/demo/app:1 --output $work/copy"
 microagent pull "$host/demo/app:1" --output "$work/copy"
+step "microagent rootfs build $host/demo/app:1 --out $work/bundle   # refused: a tag can move, exit 2"
+code=0; microagent rootfs build "$host/demo/app:1" --out "$work/bundle" || code=$?
+echo "exit code $code"
+[ "$code" = 2 ]
+step "microagent rootfs build $host/demo/app@$pulled --out $work/bundle"
+microagent rootfs build "$host/demo/app@$pulled" --out "$work/bundle"
+step "ls $work/bundle $work/bundle/rootfs"
+ls "$work/bundle" "$work/bundle/rootfs"
 step "printf 'wrong\\n' | microagent registry login $host -u demo --password-stdin   # rejected: exit 4, store unchanged"
 code=0; printf 'wrong\n' | microagent registry login "$host" -u demo --password-stdin || code=$?
 echo "exit code $code"
