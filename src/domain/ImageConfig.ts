@@ -2,7 +2,10 @@
  * The OCI image config (`application/vnd.oci.image.config.v1+json`, Docker's v2 config too), read
  * as leniently as Go's `encoding/json` reads it into image-spec's `v1.Image` ([F4]): unknown
  * fields are ignored, `null` stands for "absent" wherever Docker writes it (`"Cmd": null`), and
- * only a value of the wrong type is refused — the configs umoci accepts, this accepts.
+ * only a value of the wrong type is refused. It accepts every config umoci accepts and a little
+ * more: any value in the ExposedPorts/Volumes sets (Go wants `{}` or null), and `created` in any
+ * form (`RuntimeSpec.toRuntimeSpec` refuses what Go's RFC 3339 parser refuses). Unlike Go, keys
+ * match case-sensitively (`"cmd"` is not `Cmd`).
  */
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"

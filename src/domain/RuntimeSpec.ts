@@ -331,7 +331,8 @@ export interface Options {
 
 /**
  * The runtime config for an image. Fails where umoci fails: an os other than "linux", an Env
- * entry without "=" or with an empty name, a `created` that is not RFC 3339.
+ * entry without "=" or with an empty name, a `created` (or a history entry's) that Go's RFC 3339
+ * parser refuses.
  */
 export const toRuntimeSpec = (image: ImageConfig.ImageConfig, options: Options): Either.Either<RuntimeSpec, string> => {
   const config = image.config
@@ -354,6 +355,9 @@ export const toRuntimeSpec = (image: ImageConfig.ImageConfig, options: Options):
     if (Option.isNone(canonical)) return Either.left(`invalid created "${image.created}": not an RFC 3339 date-time`)
     created = canonical.value
   }
+  // umoci's Go refuses the whole config when any history entry's time does not parse either.
+  const badHistory = (image.history ?? []).find((h) => h.created !== undefined && Option.isNone(ImageConfig.canonicalCreated(h.created)))
+  if (badHistory !== undefined) return Either.left(`invalid history created "${badHistory.created}": not an RFC 3339 date-time`)
 
   const implicit: Record<string, string> = {
     [Annotation.os]: image.os,

@@ -42,6 +42,8 @@ export interface Ownership {
   readonly mode: number
   readonly devmajor: number
   readonly devminor: number
+  /** Device nodes only exist in the ext4 image, which must get their time too. */
+  readonly mtime: number
 }
 
 export interface Options {
@@ -59,12 +61,22 @@ export interface Applier {
   readonly end: () => void
   /** After the last layer: directory modes and times, which every write below them changed. */
   readonly finish: () => void
-  /** Without root: what each path's owner, mode and device should be (path `a/b` below the root). */
+  /** Without root: what each path's owner, mode and device should be (`a/b` below the root, `` the root). */
   readonly ownership: ReadonlyMap<string, Ownership>
 }
 
 const maxLinkHops = 40
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = fs.constants
+
+const ownershipOf = (e: TarEntry): Ownership => ({
+  type: e.type,
+  uid: e.uid,
+  gid: e.gid,
+  mode: e.mode,
+  devmajor: e.devmajor,
+  devminor: e.devminor,
+  mtime: e.mtime
+})
 
 const lstat = (file: string): fs.Stats | undefined => fs.lstatSync(file, { throwIfNoEntry: false })
 
@@ -209,7 +221,7 @@ export const make = (rootPath: string, options: Options): Applier => {
   const finishEntry = (file: string, key: string, entry: TarEntry) => {
     if (entry.type === "hardlink") return // it shares the inode, and so the metadata, of its target
     if (options.asRoot) fs.lchownSync(file, entry.uid, entry.gid)
-    else ownership.set(key, { type: entry.type, uid: entry.uid, gid: entry.gid, mode: entry.mode, devmajor: entry.devmajor, devminor: entry.devminor })
+    else ownership.set(key, ownershipOf(entry))
     // After chown, which clears setuid and setgid.
     if (entry.type !== "symlink") fs.chmodSync(file, entry.mode)
     setXattrs(file, entry)
@@ -226,7 +238,7 @@ export const make = (rootPath: string, options: Options): Applier => {
       case "directory": {
         if (existing === undefined || !existing.isDirectory()) fs.mkdirSync(file, { mode: 0o700 })
         if (options.asRoot) fs.lchownSync(file, entry.uid, entry.gid)
-        else ownership.set(key, { type: entry.type, uid: entry.uid, gid: entry.gid, mode: entry.mode, devmajor: 0, devminor: 0 })
+        else ownership.set(key, ownershipOf(entry))
         setXattrs(file, entry)
         directories.set(key, { mode: entry.mode, mtime: entry.mtime })
         return
@@ -257,7 +269,7 @@ export const make = (rootPath: string, options: Options): Applier => {
       case "block":
         if (!options.asRoot) {
           warnOnce("devices", "not running as root: device nodes are recorded, not created")
-          ownership.set(key, { type: entry.type, uid: entry.uid, gid: entry.gid, mode: entry.mode, devmajor: entry.devmajor, devminor: entry.devminor })
+          ownership.set(key, ownershipOf(entry))
           return
         }
         mknod(file, entry)
@@ -272,6 +284,7 @@ export const make = (rootPath: string, options: Options): Applier => {
     if (components.length === 0) {
       if (e.type !== "directory") reject(`the root can only be a directory, not a ${e.type}`)
       if (options.asRoot) fs.lchownSync(root, e.uid, e.gid)
+      else ownership.set("", ownershipOf(e))
       directories.set("", { mode: e.mode, mtime: e.mtime })
       return
     }

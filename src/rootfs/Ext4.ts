@@ -4,7 +4,6 @@
  * no device nodes, so what the layers said is set in the image afterwards with `debugfs`.
  */
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Effect from "effect/Effect"
 import { ImageStoreError, LayerRejected, type ToolMissing } from "../domain/Errors.js"
@@ -12,7 +11,7 @@ import * as Exec from "../node/Exec.js"
 import type { Ownership } from "./Applier.js"
 
 const mke2fs: Exec.Tool = { command: "mke2fs", pkg: "e2fsprogs", purpose: "for --format ext4" }
-const debugfs: Exec.Tool = { command: "debugfs", pkg: "e2fsprogs", purpose: "to set owners in an ext4 image built without root" }
+const debugfs: Exec.Tool = { command: "debugfs", pkg: "e2fsprogs", purpose: "for --format ext4" }
 
 const MiB = 1024 * 1024
 
@@ -40,18 +39,55 @@ const typeBits: Record<Ownership["type"], number> = {
   block: 0o060000
 }
 
-/** debugfs commands that give each path the owner, mode and device the layers said. */
-export const ownershipScript = (ownership: ReadonlyMap<string, Ownership>): string => {
-  const lines: Array<string> = []
+/** A path as debugfs's parser reads it: quoted; it has no escapes, so some names cannot be said. */
+const quoted = (key: string): string => {
+  if (/["\n\\]/.test(key)) {
+    throw new LayerRejected({
+      layer: "",
+      entry: key,
+      reason: "cannot be named to debugfs (a quote, backslash or newline in its name)",
+      message: `entry "${key}" cannot be set in an ext4 image without root: a quote, backslash or newline in its name`
+    })
+  }
+  return `"/${key}"`
+}
+
+/**
+ * debugfs commands for what `mke2fs -d` leaves out: the root directory's own mode, owner and
+ * mtime (it always makes it 0755, root's, now), and, without root, every owner and device the
+ * layers said (`ownership`).
+ */
+export const fixupScript = (root: Root, ownership: ReadonlyMap<string, Ownership>): string => {
+  const lines = [
+    `sif / mode 0${(0o040000 | (root.mode & 0o7777)).toString(8)}`,
+    `sif / uid ${root.uid}`,
+    `sif / gid ${root.gid}`,
+    `sif / mtime @${Math.floor(root.mtime)}`
+  ]
   for (const [key, o] of ownership) {
-    // debugfs's parser has quotes but no escapes: such names cannot be named to it.
-    if (/["\n\\]/.test(key)) throw new LayerRejected({ layer: "", entry: key, reason: "cannot be set in an ext4 image without root (a quote, backslash or newline in its name)", message: `entry "${key}" cannot be set in an ext4 image without root` })
-    const path = `"/${key}"`
-    if (o.type === "char" || o.type === "block") lines.push(`mknod ${path} ${o.type === "char" ? "c" : "b"} ${o.devmajor} ${o.devminor}`)
+    const path = key === "" ? "/" : quoted(key)
+    if (o.type === "char" || o.type === "block") {
+      // debugfs's mknod links a name with a "/" nowhere reachable: name it from its folder.
+      const slash = key.lastIndexOf("/")
+      lines.push(
+        `cd ${slash < 0 ? "/" : quoted(key.slice(0, slash))}`,
+        `mknod "${key.slice(slash + 1)}" ${o.type === "char" ? "c" : "b"} ${o.devmajor} ${o.devminor}`,
+        "cd /",
+        `sif ${path} mtime @${Math.floor(o.mtime)}`
+      )
+    }
     lines.push(`sif ${path} uid ${o.uid}`, `sif ${path} gid ${o.gid}`)
     if (o.type !== "symlink") lines.push(`sif ${path} mode 0${(typeBits[o.type] | o.mode).toString(8)}`)
   }
   return `${lines.join("\n")}\n`
+}
+
+/** The root directory's metadata, from the folder mke2fs copies. */
+export interface Root {
+  readonly mode: number
+  readonly uid: number
+  readonly gid: number
+  readonly mtime: number
 }
 
 export interface MakeOptions {
@@ -79,16 +115,23 @@ export const make = (options: MakeOptions): Effect.Effect<void, ImageStoreError 
         full ? "give a larger --size-mib, or leave it out to size the image from the content" : undefined
       )
     }
-    if (options.ownership.size === 0) return
-    const script = nodePath.join(os.tmpdir(), `microagent-debugfs-${process.pid}-${Date.now()}.txt`)
+    const info = fs.statSync(options.source)
+    const root = { mode: info.mode, uid: info.uid, gid: info.gid, mtime: info.mtimeMs / 1000 }
+    // Beside the image, in the build's own folder, which is removed with it.
+    const script = nodePath.join(nodePath.dirname(options.file), "debugfs-commands.txt")
     yield* Effect.acquireUseRelease(
       Effect.try({
-        try: () => fs.writeFileSync(script, ownershipScript(options.ownership), { mode: 0o600 }),
+        try: () => fs.writeFileSync(script, fixupScript(root, options.ownership), { mode: 0o600 }),
         catch: (e) => e instanceof LayerRejected ? e : ImageStoreError.of(script, `cannot write the debugfs script (${String(e)})`)
       }),
       () =>
-        Effect.flatMap(Exec.run(debugfs, ["-w", "-f", script, options.file]), (done) =>
-          done.code === 0 ? Effect.void : Effect.fail(ImageStoreError.of(options.file, `debugfs failed: ${lastLine(done.stderr)}`))),
+        Effect.flatMap(Exec.run(debugfs, ["-w", "-f", script, options.file]), (done) => {
+          // debugfs exits 0 whatever its commands do: their failures show only on stderr.
+          const problems = done.stderr.split("\n").filter((line) => line.trim() !== "" && !/^debugfs \d/.test(line))
+          return done.code === 0 && problems.length === 0
+            ? Effect.void
+            : Effect.fail(ImageStoreError.of(options.file, `debugfs failed: ${problems[0] ?? lastLine(done.stderr)}`))
+        }),
       () => Effect.sync(() => fs.rmSync(script, { force: true }))
     )
   })

@@ -27,6 +27,9 @@ const setup = async () => {
   return { scratch, home }
 }
 
+/** The unprivileged user the non-root builds run as. */
+const NOBODY = 65534
+
 const readJson = async (file: string): Promise<unknown> => JSON.parse(await fs.readFile(file, "utf8"))
 
 describe("[F4] the dir bundle matches umoci unpack", () => {
@@ -87,8 +90,29 @@ describe("[F5] --format ext4", () => {
     expect(r.code, show(r)).toBe(0)
     expect(r.json).toMatchObject({ format: "ext4", output: file })
     const ext4 = await snapshotExt4(file)
-    // The root's own mtime is mke2fs's to choose; everything below it is the layers'.
-    expect(diffTrees(ext4, LAYER_RULES_EXPECTED, { paths: (p) => p !== "/" }), formatTree(ext4)).toEqual([])
+    expect(diffTrees(ext4, LAYER_RULES_EXPECTED), formatTree(ext4)).toEqual([])
+    await promisify(execFile)("e2fsck", ["-fn", file])
+  })
+
+  it("[F2][F5] without root: the dir format keeps the caller's uid (said once), the ext4 image still carries the layers' owners, modes and devices", async () => {
+    const { home, scratch } = await setup()
+    const image = await buildLayerRulesImage(path.join(scratch, "layout"))
+    await promisify(execFile)("chown", ["-R", `${NOBODY}:${NOBODY}`, scratch])
+    const asNobody = ["setpriv", "--reuid", String(NOBODY), "--regid", String(NOBODY), "--clear-groups", "--"]
+    const dir = await rootfsBuild(scratch, home, [`oci:${image.dir}:${image.tag}`, "--out", path.join(scratch, "dir")], {}, asNobody)
+    expect(dir.code, show(dir)).toBe(0)
+    expect(dir.stderr.match(/^warning: not running as root: the files are owned by you/gm)).toHaveLength(1)
+    const tree = await snapshotDir(path.join(scratch, "dir", "rootfs"))
+    expect(new Set(tree.map((e) => `${e.uid}:${e.gid}`))).toEqual(new Set([`${NOBODY}:${NOBODY}`]))
+    // Contents, modes, links and times are the layers' all the same (devices and security.* xattrs aside).
+    expect(diffTrees(tree, LAYER_RULES_EXPECTED, { ignore: ["uid", "gid", "xattrs"], paths: (p) => !p.startsWith("/special/") || p.endsWith("fifo") })).toEqual([])
+    const file = path.join(scratch, "rootfs.ext4")
+    const ext4Run = await rootfsBuild(scratch, home, [`oci:${image.dir}:${image.tag}`, "--out", file, "--format", "ext4"], {}, asNobody)
+    expect(ext4Run.code, show(ext4Run)).toBe(0)
+    const ext4 = await snapshotExt4(file)
+    // security.capability cannot be set without root, in the folder mke2fs copies from either.
+    expect(diffTrees(ext4, LAYER_RULES_EXPECTED, { paths: (p) => p !== "/xattr/file" }), formatTree(ext4)).toEqual([])
+    expect(diffTrees(ext4, LAYER_RULES_EXPECTED, { ignore: ["xattrs"], paths: (p) => p === "/xattr/file" })).toEqual([])
     await promisify(execFile)("e2fsck", ["-fn", file])
   })
 

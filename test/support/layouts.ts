@@ -13,7 +13,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Readable, Transform, type TransformCallback, type Writable } from "node:stream"
 import { pipeline } from "node:stream/promises"
-import { createGzip } from "node:zlib"
+import { createGzip, gunzipSync } from "node:zlib"
 import { blobPath, REF_NAME_ANNOTATION, type Platform } from "./images.js"
 import { tarStream, type TarEntry, type TarItem, type TarOptions } from "./tar.js"
 import type { TreeEntry } from "./tree.js"
@@ -236,7 +236,7 @@ const tap = (see: (chunk: Buffer) => void) =>
 export const readLayerTar = async (dir: string, layer: BuiltLayer): Promise<Buffer> => {
   const file = blobPath(dir, layer.digest)
   if (layer.compression === "none") return fs.readFile(file)
-  if (layer.compression === "gzip") return (await import("node:zlib")).gunzipSync(await fs.readFile(file))
+  if (layer.compression === "gzip") return gunzipSync(await fs.readFile(file))
   return new Promise((resolve, reject) => {
     const child = spawn("zstd", ["-q", "-d", "-c", file], { stdio: ["ignore", "pipe", "inherit"] })
     const chunks: Array<Buffer> = []

@@ -20,9 +20,12 @@ export const rootfsBuild = async (
   scratch: string,
   home: string,
   args: ReadonlyArray<string>,
-  env: Readonly<Record<string, string>> = {}
+  env: Readonly<Record<string, string>> = {},
+  /** A command that runs the rest as someone else, e.g. setpriv's. */
+  as: ReadonlyArray<string> = []
 ): Promise<BuildRun> => {
-  const r = await sandboxed(process.execPath, [binPath, "rootfs", "build", ...args], {
+  const [command, ...rest] = [...as, process.execPath, binPath, "rootfs", "build", ...args]
+  const r = await sandboxed(command!, rest, {
     writable: [scratch],
     env: { HOME: home, NO_COLOR: "1", ...env },
     timeoutMs: 120_000

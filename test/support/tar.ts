@@ -232,8 +232,8 @@ const splitUstar = (name: Buffer): { name: Buffer; prefix?: Buffer } | undefined
   for (let i = Math.min(155, name.length - 1); i > 0; i--) {
     if (name[i] !== 0x2f) continue
     const rest = name.subarray(i + 1)
-    if (rest.length === 0 || rest.length > 100) return undefined
-    return { prefix: name.subarray(0, i), name: rest }
+    if (rest.length > 100) return undefined
+    if (rest.length > 0) return { prefix: name.subarray(0, i), name: rest }
   }
   return undefined
 }

@@ -9,7 +9,7 @@
  */
 import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
-import { createReadStream } from "node:fs"
+import { createReadStream, type BigIntStats } from "node:fs"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
@@ -55,7 +55,7 @@ const run = promisify(execFile)
 
 /** Snapshot of the tree under `root` (root included as "/"), without following any symlink. */
 export const snapshotDir = async (root: string): Promise<Tree> => {
-  const found: Array<{ path: string; full: string; stat: import("node:fs").BigIntStats }> = []
+  const found: Array<{ path: string; full: string; stat: BigIntStats }> = []
   const walk = async (rel: string, full: string): Promise<void> => {
     const stat = await fs.lstat(full, { bigint: true })
     found.push({ path: rel, full, stat })
@@ -95,7 +95,7 @@ export const snapshotDir = async (root: string): Promise<Tree> => {
   return sortTree(entries)
 }
 
-const statType = (stat: import("node:fs").BigIntStats): NodeType =>
+const statType = (stat: BigIntStats): NodeType =>
   stat.isFile() ? "file"
   : stat.isDirectory() ? "dir"
   : stat.isSymbolicLink() ? "symlink"
