@@ -225,12 +225,9 @@ export const make = Effect.gen(function*() {
         onLeft: (reason) => Effect.fail(ImageStoreError.of(layout.root, `image config ${manifest.config.digest}: ${reason}`)),
         onRight: Effect.succeed
       })
-      const platform = Platform.format(Platform.normalize({
-        os: config.os ?? "linux",
-        architecture: config.architecture ?? "unknown",
-        ...(config.variant === undefined ? {} : { variant: config.variant })
-      }))
-      if (wanted !== undefined && !Platform.matches(wanted, { os: config.os ?? "", architecture: config.architecture ?? "", ...(config.variant === undefined ? {} : { variant: config.variant }) })) {
+      const own = { os: config.os, architecture: config.architecture, ...(config.variant === undefined ? {} : { variant: config.variant }) }
+      const platform = Platform.format(Platform.normalize(own))
+      if (wanted !== undefined && !Platform.matches(wanted, own)) {
         return yield* new NotFound({
           registry: layout.root,
           what: `platform ${Platform.format(wanted)}`,
@@ -355,7 +352,7 @@ export const make = Effect.gen(function*() {
             const ownership = asRoot
               ? new Map<string, Applier.Ownership>()
               : new Map(JSON.parse(fs.readFileSync(nodePath.join(dirBuild.entry, OWNERSHIP), "utf8")) as Array<[string, Applier.Ownership]>)
-            yield* Ext4.make({ source: nodePath.join(dirBuild.entry, "rootfs"), file: nodePath.join(dir, "rootfs.ext4"), sizeMib, entries: dirRecord.files, ownership })
+            yield* Ext4.make({ source: nodePath.join(dirBuild.entry, "rootfs"), file: nodePath.join(dir, "rootfs.ext4"), output: out, sizeMib, entries: dirRecord.files, ownership })
             fs.writeFileSync(nodePath.join(dir, BUILD_RECORD), JSON.stringify(dirRecord))
           }))
         result = { cached: result.cached && ext4Build.cached, record: dirRecord }

@@ -93,6 +93,8 @@ export interface Root {
 export interface MakeOptions {
   readonly source: string
   readonly file: string
+  /** What the user asked for (`--out`), for messages: `file` is a temporary name. */
+  readonly output: string
   readonly sizeMib: number
   readonly entries: number
   /** Set afterwards with debugfs (built without root); empty as root. */
@@ -108,7 +110,7 @@ export const make = (options: MakeOptions): Effect.Effect<void, ImageStoreError 
     if (made.code !== 0) {
       const full = /allocate|no space|not enough|too small|exceeds|Could not/i.test(made.stderr)
       return yield* ImageStoreError.of(
-        options.file,
+        options.output,
         full
           ? `the content does not fit in ${options.sizeMib} MiB (mke2fs: ${lastLine(made.stderr)})`
           : `mke2fs failed: ${lastLine(made.stderr)}`,
@@ -130,7 +132,7 @@ export const make = (options: MakeOptions): Effect.Effect<void, ImageStoreError 
           const problems = done.stderr.split("\n").filter((line) => line.trim() !== "" && !/^debugfs \d/.test(line))
           return done.code === 0 && problems.length === 0
             ? Effect.void
-            : Effect.fail(ImageStoreError.of(options.file, `debugfs failed: ${problems[0] ?? lastLine(done.stderr)}`))
+            : Effect.fail(ImageStoreError.of(options.output, `debugfs failed: ${problems[0] ?? lastLine(done.stderr)}`))
         }),
       () => Effect.sync(() => fs.rmSync(script, { force: true }))
     )
