@@ -370,7 +370,14 @@ export const make = Effect.gen(function*() {
         cached: result.cached
       } satisfies Built
     }))
-  }, Effect.catchAllDefect((defect) => Effect.fail(ImageStoreError.of("rootfs", `unexpected failure: ${String(defect)}`))))
+  }, Effect.catchAllDefect((defect) => {
+    // The synchronous file system calls of a build throw: a full disk or a permission is the
+    // user's to fix and gets the path; anything else is a bug and stays a defect.
+    const e = defect as NodeJS.ErrnoException
+    return typeof e?.code === "string" && typeof e.syscall === "string"
+      ? Effect.fail(ImageStoreError.of(e.path ?? cacheRoot, `cannot ${e.syscall} it (${e.code})`))
+      : Effect.die(defect)
+  }))
 
   // Builds left by a killed process were never renamed into place: after a day they are swept.
   yield* Effect.try(() => {

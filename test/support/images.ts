@@ -233,7 +233,8 @@ const skopeo = async (args: ReadonlyArray<string>): Promise<Buffer> => {
 // ---------------------------------------------------------------------------------------------
 // Layout
 
-const ensureLayout = async (dir: string): Promise<void> => {
+/** Creates the layout's folders and oci-layout file, if missing. */
+export const ensureLayout = async (dir: string): Promise<void> => {
   await fs.mkdir(path.join(dir, "blobs", "sha256"), { recursive: true })
   const layout = path.join(dir, "oci-layout")
   try {
@@ -244,7 +245,7 @@ const ensureLayout = async (dir: string): Promise<void> => {
 }
 
 /** Points `tag` at `descriptor` in index.json, replacing an earlier entry of the same tag. */
-const addRef = async (dir: string, tag: string, descriptor: Descriptor): Promise<void> => {
+export const addRef = async (dir: string, tag: string, descriptor: Descriptor & { readonly platform?: Platform }): Promise<void> => {
   const file = path.join(dir, "index.json")
   let manifests: Array<{ annotations?: Record<string, string> }> = []
   try {
@@ -298,7 +299,8 @@ const platformJson = (platform: Platform) => ({
   ...(platform.variant === undefined ? {} : { variant: platform.variant })
 })
 
-const writeJsonBlob = async (dir: string, value: unknown): Promise<{ digest: string; size: number }> => {
+/** Stores `value` as a JSON blob; returns its digest and size. */
+export const writeJsonBlob = async (dir: string, value: unknown): Promise<{ digest: string; size: number }> => {
   const bytes = Buffer.from(JSON.stringify(value))
   const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`
   await fs.writeFile(blobPath(dir, digest), bytes)
@@ -326,7 +328,8 @@ const writeLayer = async (dir: string, contentSize: number): Promise<BuiltLayer>
   return { mediaType: MEDIA_TYPES.layer, digest: layerDigest, size, diffId: `sha256:${diffId.digest("hex")}`, contentSize }
 }
 
-const tap = (see: (chunk: Buffer) => void) =>
+/** Passes a stream's chunks through, showing each to `see`. */
+export const tap = (see: (chunk: Buffer) => void) =>
   new Transform({
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
       see(chunk)

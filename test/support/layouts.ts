@@ -11,10 +11,10 @@ import { createHash, randomBytes } from "node:crypto"
 import { createReadStream, createWriteStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { Readable, Transform, type TransformCallback, type Writable } from "node:stream"
+import { Readable, type Transform, type Writable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { createGzip, gunzipSync } from "node:zlib"
-import { blobPath, REF_NAME_ANNOTATION, type Platform } from "./images.js"
+import { addRef, blobPath, ensureLayout, tap, writeJsonBlob, type Platform } from "./images.js"
 import { tarStream, type TarEntry, type TarItem, type TarOptions } from "./tar.js"
 import type { TreeEntry } from "./tree.js"
 
@@ -99,7 +99,6 @@ export const MANIFEST_MEDIA_TYPES: Record<MediaTypeFamily, { manifest: string; c
   }
 }
 
-const INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 
 export const hostPlatform = (): Platform => ({
   os: "linux",
@@ -108,8 +107,7 @@ export const hostPlatform = (): Platform => ({
 
 /** Writes (or adds to) an OCI image layout at `dir` and points `tag` at the new manifest. */
 export const buildLayout = async (dir: string, spec: LayoutSpec): Promise<BuiltLayout> => {
-  await fs.mkdir(path.join(dir, "blobs", "sha256"), { recursive: true })
-  await fs.writeFile(path.join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }))
+  await ensureLayout(dir)
   const family: MediaTypeFamily = spec.layers.some((layer) => layer.mediaType === "docker") ? "docker" : "oci"
   const platform = spec.platform ?? hostPlatform()
   const layers: Array<BuiltLayer> = []
@@ -133,7 +131,7 @@ export const buildLayout = async (dir: string, spec: LayoutSpec): Promise<BuiltL
     layers: layers.map(({ mediaType, digest, size }) => ({ mediaType, digest, size }))
   }
   const manifestBlob = await writeJsonBlob(dir, manifest)
-  await setTag(dir, spec.tag, {
+  await addRef(dir, spec.tag, {
     mediaType: MANIFEST_MEDIA_TYPES[family].manifest,
     ...manifestBlob,
     platform: { architecture: platform.architecture, os: platform.os, ...(platform.variant === undefined ? {} : { variant: platform.variant }) }
@@ -151,30 +149,6 @@ export const buildLayout = async (dir: string, spec: LayoutSpec): Promise<BuiltL
     layers,
     diffIds: layers.map((layer) => layer.diffId)
   }
-}
-
-const setTag = async (dir: string, tag: string, descriptor: object): Promise<void> => {
-  const file = path.join(dir, "index.json")
-  let manifests: Array<{ annotations?: Record<string, string> }> = []
-  try {
-    manifests = (JSON.parse(await fs.readFile(file, "utf8")) as { manifests: typeof manifests }).manifests
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error
-  }
-  const kept = manifests.filter((entry) => entry.annotations?.[REF_NAME_ANNOTATION] !== tag)
-  const index = {
-    schemaVersion: 2,
-    mediaType: INDEX_MEDIA_TYPE,
-    manifests: [...kept, { ...descriptor, annotations: { [REF_NAME_ANNOTATION]: tag } }]
-  }
-  await fs.writeFile(file, JSON.stringify(index, null, 2))
-}
-
-const writeJsonBlob = async (dir: string, value: unknown): Promise<{ digest: string; size: number }> => {
-  const bytes = Buffer.from(JSON.stringify(value))
-  const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`
-  await fs.writeFile(blobPath(dir, digest), bytes)
-  return { digest, size: bytes.length }
 }
 
 const writeLayer = async (dir: string, layer: LayerSpec): Promise<BuiltLayer> => {
@@ -223,14 +197,6 @@ const zstdPipeline = async (source: Readable, hashTar: Transform, sink: readonly
   })
   await Promise.all([pipeline(source, hashTar, child.stdin), pipeline(child.stdout, ...sink), exited])
 }
-
-const tap = (see: (chunk: Buffer) => void) =>
-  new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      see(chunk)
-      callback(null, chunk)
-    }
-  })
 
 /** Blob bytes, decompressed if it is a layer: for checking diff_ids. */
 export const readLayerTar = async (dir: string, layer: BuiltLayer): Promise<Buffer> => {
