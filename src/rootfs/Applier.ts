@@ -367,3 +367,17 @@ export const make = (rootPath: string, options: Options): Applier => {
     ownership
   }
 }
+
+/**
+ * One applier writing the same entries into several roots: a build for `--out` and for the cache
+ * decompresses, verifies and parses each layer once, where a copy afterwards would read it all
+ * back. The first root's rejections are everyone's: they all see the same entries.
+ */
+export const fanOut = (appliers: ReadonlyArray<Applier>): Applier => ({
+  beginLayer: () => appliers.forEach((a) => a.beginLayer()),
+  entry: (entry) => appliers.forEach((a) => a.entry(entry)),
+  data: (chunk) => appliers.forEach((a) => a.data(chunk)),
+  end: () => appliers.forEach((a) => a.end()),
+  finish: () => appliers.forEach((a) => a.finish()),
+  ownership: appliers[0]!.ownership
+})
