@@ -5,31 +5,31 @@
 //   npm run bench                      # build, then every case at full size
 //   node bench/run.mjs --quick         # 64 MiB, 1 run: a smoke test
 //   node bench/run.mjs --only pull4,push4 --runs 3 --out bench-results/
+//   node bench/run.mjs --only rootfs   # the rootfs cases only (bench/rootfs.mjs): no registry, as root
 //
 // Each case: one warm-up run of every contender, then --runs runs with the contenders' order rotated
 // each time; medians are reported. Wall time is measured here around `/usr/bin/time -f "%e %M"`,
 // which gives the peak resident set (KiB) of each process.
 import { execFileSync, spawn, spawnSync } from "node:child_process"
-import { createHash, randomFillSync } from "node:crypto"
 import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Readable } from "node:stream"
-import { pipeline } from "node:stream/promises"
 import { parseArgs } from "node:util"
-import { createGzip } from "node:zlib"
+import { blobFile, GiB, makeImage, MEDIA, MiB } from "./images.mjs"
+import { ROOTFS_CASES, rootfsCases } from "./rootfs.mjs"
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const BIN = path.join(ROOT, "dist", "bin.cjs")
 const NODE = process.execPath
 const FLOOR = path.join(ROOT, "bench", "floor.mjs")
-const MiB = 2 ** 20
-const GiB = 2 ** 30
 
-const CASES = ["pull4", "pull1", "pull-small", "push4", "repull", "repush", "startup"]
+const REGISTRY_CASES = ["pull4", "pull1", "pull-small", "push4", "repull", "repush"]
+const CASES = [...REGISTRY_CASES, "startup", ...ROOTFS_CASES]
+/** Names for groups of cases in --only. */
+const GROUPS = { rootfs: ROOTFS_CASES }
 
 const USAGE = `usage: node bench/run.mjs [options]
   --size <n>          image size (default 1GiB; K/M/G are binary: 1G = 1GiB)
@@ -38,6 +38,7 @@ const USAGE = `usage: node bench/run.mjs [options]
   --runs <n>          timed runs per case, after one warm-up (default 5)
   --startup-runs <n>  timed runs of the start-up case (default 15)
   --only <ids>        comma-separated subset of: ${CASES.join(", ")}
+                      (rootfs: all rootfs cases)
   --out <path>        results file, or a directory to write <date>-<commit>.md into
                       (default: <os tmpdir>/microagent-bench/)
   --quick             smoke test: --size 64MiB --small 16MiB --runs 1 --startup-runs 3`
@@ -91,8 +92,13 @@ const LAYERS = parseCount(flags.layers ?? "4", "layers")
 const SMALL = parseSize(flags.small ?? (quick ? "16MiB" : "256MiB"))
 const RUNS = parseCount(flags.runs ?? (quick ? "1" : "5"), "runs")
 const STARTUP_RUNS = parseCount(flags["startup-runs"] ?? (quick ? "3" : "15"), "startup-runs")
-const ONLY = flags.only === undefined ? CASES : flags.only.split(",").map((id) => id.trim())
-for (const id of ONLY) if (!CASES.includes(id)) fail(`unknown case ${id}; cases: ${CASES.join(", ")}`)
+// The rootfs cases run as root: without it, a run of every case leaves them out (and says so).
+const asRoot = process.getuid() === 0
+const ONLY = flags.only === undefined
+  ? CASES.filter((id) => asRoot || !ROOTFS_CASES.includes(id))
+  : flags.only.split(",").flatMap((id) => GROUPS[id.trim()] ?? [id.trim()])
+for (const id of ONLY) if (!CASES.includes(id)) fail(`unknown case ${id}; cases: ${CASES.join(", ")}, or rootfs for all rootfs cases`)
+const needs = (...ids) => ids.some((id) => ONLY.includes(id))
 
 // ---------------------------------------------------------------------------------------------
 // Tools
@@ -108,17 +114,19 @@ const isExecutable = (file) => {
 const onPath = (command) => (process.env.PATH ?? "").split(":").some((dir) => dir !== "" && isExecutable(path.join(dir, command)))
 
 const checkTools = () => {
+  const registryTools = needs(...REGISTRY_CASES) ? ["docker-registry", "skopeo", "curl", "openssl"] : []
+  const rootfsTools = needs(...ROOTFS_CASES) ? ["umoci"] : []
   const missing = [
-    ["docker-registry", onPath("docker-registry")],
-    ["skopeo", onPath("skopeo")],
-    ["curl", onPath("curl")],
-    ["openssl", onPath("openssl")],
+    ...[...registryTools, ...rootfsTools].map((command) => [command, onPath(command)]),
     ["time", /GNU/.test(spawnSync("/usr/bin/time", ["--version"], { encoding: "utf8" }).stdout ?? "")]
   ].filter(([, found]) => !found).map(([pkg]) => pkg)
   if (missing.length > 0) {
     fail(`missing Debian package${missing.length > 1 ? "s" : ""} ${missing.join(", ")} ` +
-      `(docker-registry, skopeo, curl and openssl on PATH, GNU time as /usr/bin/time); install with:\n` +
+      `(${[...registryTools, ...rootfsTools].join(", ")} on PATH, GNU time as /usr/bin/time); install with:\n` +
       `  apt-get install -y ${missing.join(" ")}`)
+  }
+  if (rootfsTools.length > 0 && !asRoot) {
+    fail("the rootfs cases run as root (umoci unpack without --rootless, microagent applying owners): run as root, or leave them out with --only")
   }
   if (!fs.existsSync(BIN)) fail(`${path.relative(ROOT, BIN)} is missing: run npm run build (npm run bench does)`)
 }
@@ -195,15 +203,15 @@ const check = async (command, args, options) => {
 
 /**
  * One timed process: wall seconds (measured here, to the microsecond; GNU time's %e has 10 ms steps),
- * peak RSS in bytes (%M) and CPU seconds, user + system (%U + %S).
+ * peak RSS in bytes (%M) and CPU seconds, user + system (%U + %S); and its stdout (the first 64 KiB).
  */
 const measure = async (argv, env) => {
   const timeFile = path.join(work, "time.out")
   const start = process.hrtime.bigint()
-  await check("/usr/bin/time", ["-f", "%e %M %U %S", "-o", timeFile, ...argv], { env })
+  const { stdout } = await check("/usr/bin/time", ["-f", "%e %M %U %S", "-o", timeFile, ...argv], { env })
   const wall = Number(process.hrtime.bigint() - start) / 1e9
   const [, rss, user, system] = fs.readFileSync(timeFile, "utf8").trim().split("\n").pop().split(/\s+/).map(Number)
-  return { wall, rss: rss * 1024, cpu: user + system }
+  return { wall, rss: rss * 1024, cpu: user + system, stdout }
 }
 
 const timed = async (action) => {
@@ -273,107 +281,7 @@ const startRegistry = async () => {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Images: OCI layouts whose layers are gzip'd tars holding one file of random bytes, so every layer is
-// new to the registry and nothing compresses. gzip level 0 (stored blocks) keeps making a layer cheap.
-// Not uncompressed tars: skopeo gzips those on their way into an OCI layout or a registry, which would
-// measure compression rather than the transfer.
-
-const MEDIA = {
-  index: "application/vnd.oci.image.index.v1+json",
-  manifest: "application/vnd.oci.image.manifest.v1+json",
-  config: "application/vnd.oci.image.config.v1+json",
-  layer: "application/vnd.oci.image.layer.v1.tar+gzip"
-}
-const blobFile = (dir, digest) => path.join(dir, "blobs", ...digest.split(":"))
-const sha256 = (bytes) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`
-
-const tarHeader = (size) => {
-  const header = Buffer.alloc(512)
-  const put = (offset, length, text) => header.write(text, offset, length, "ascii")
-  put(0, 100, "random.bin")
-  put(100, 8, "0000644\0")
-  put(108, 8, "0000000\0")
-  put(116, 8, "0000000\0")
-  put(124, 12, `${size.toString(8).padStart(11, "0")}\0`)
-  put(136, 12, "00000000000\0")
-  put(148, 8, " ".repeat(8)) // the checksum is summed with its own field as spaces
-  put(156, 1, "0")
-  put(257, 8, "ustar\u000000")
-  let sum = 0
-  for (const byte of header) sum += byte
-  put(148, 8, `${sum.toString(8).padStart(6, "0")}\0 `)
-  return header
-}
-
-/** The chunks of a tar holding `random.bin`, `size` random bytes. */
-function* tar(size) {
-  yield tarHeader(size)
-  for (let left = size; left > 0; left -= 4 * MiB) yield randomFillSync(Buffer.allocUnsafe(Math.min(4 * MiB, left)))
-  yield Buffer.alloc(((512 - (size % 512)) % 512) + 1024) // padding, then the two zero blocks that end a tar
-}
-
-/** Streams a layer into the layout: tar (hashed: diff_id) → gzip level 0 (hashed: digest) → file. */
-const writeLayer = async (dir, size) => {
-  const diffId = createHash("sha256")
-  const digest = createHash("sha256")
-  let written = 0
-  const temp = path.join(dir, "blobs", `layer-${++serial}.tmp`)
-  await pipeline(
-    Readable.from(tar(size), { objectMode: false }),
-    async function* (chunks) {
-      for await (const chunk of chunks) {
-        diffId.update(chunk)
-        yield chunk
-      }
-    },
-    createGzip({ level: 0, chunkSize: MiB }), // stored blocks: random bytes would not shrink, and level 0 is ~20× faster than 1
-    async function* (chunks) {
-      for await (const chunk of chunks) {
-        digest.update(chunk)
-        written += chunk.length
-        yield chunk
-      }
-    },
-    fs.createWriteStream(temp)
-  )
-  const layer = { mediaType: MEDIA.layer, digest: `sha256:${digest.digest("hex")}`, size: written }
-  await fsp.rename(temp, blobFile(dir, layer.digest))
-  return { layer, diffId: `sha256:${diffId.digest("hex")}` }
-}
-
-const writeJson = async (dir, value) => {
-  const bytes = Buffer.from(JSON.stringify(value))
-  const digest = sha256(bytes)
-  await fsp.writeFile(blobFile(dir, digest), bytes)
-  return { digest, size: bytes.length }
-}
-
-/** An OCI layout at `dir` with one image, tagged `tag`, of `layers` random layers adding up to `total` bytes of content. */
-const makeImage = async (dir, tag, total, layers) => {
-  await fsp.mkdir(path.join(dir, "blobs", "sha256"), { recursive: true })
-  await fsp.writeFile(path.join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}')
-  const written = []
-  for (let i = 0; i < layers; i++) written.push(await writeLayer(dir, Math.floor(total / layers) + (i < total % layers ? 1 : 0)))
-  const descriptors = written.map(({ layer }) => layer)
-  const config = await writeJson(dir, {
-    architecture: "amd64",
-    os: "linux",
-    config: {},
-    rootfs: { type: "layers", diff_ids: written.map(({ diffId }) => diffId) }
-  })
-  const manifest = await writeJson(dir, {
-    schemaVersion: 2,
-    mediaType: MEDIA.manifest,
-    config: { mediaType: MEDIA.config, ...config },
-    layers: descriptors
-  })
-  await fsp.writeFile(path.join(dir, "index.json"), JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA.index,
-    manifests: [{ mediaType: MEDIA.manifest, ...manifest, annotations: { "org.opencontainers.image.ref.name": tag } }]
-  }))
-  return { dir, tag, manifest: manifest.digest, blobs: [config, ...descriptors], bytes: descriptors.reduce((sum, layer) => sum + layer.size, 0) }
-}
+// Checks
 
 /** Fails unless every blob of `image` is in the layout at `dir` with its size (a cheap check that a pull did its work). */
 const checkLayout = async (dir, image, name = (digest) => blobFile(dir, digest)) => {
@@ -500,6 +408,7 @@ const log = (text) => process.stderr.write(`${text}\n`)
  * it, on the same two cores as the client. Undefined where /proc does not tell.
  */
 const registryCpu = () => {
+  if (registry === undefined) return undefined
   try {
     const fields = fs.readFileSync(`/proc/${registry.pid}/stat`, "utf8").split(") ")[1].split(" ")
     return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ, 100 on Linux)
@@ -536,11 +445,11 @@ const main = async () => {
   if (loadAtStart > os.cpus().length / 2) {
     log(`bench: warning: load average ${loadAtStart.toFixed(2)} on ${os.cpus().length} CPUs; other work on this machine skews the figures`)
   }
+  if (!asRoot && flags.only === undefined) log("bench: not running as root: the rootfs cases are left out (they need root, as umoci unpack does)")
   work = await fsp.mkdtemp(path.join(os.tmpdir(), "microagent-bench-"))
-  const host = await startRegistry()
-  log(`bench: registry on ${host}, working in ${work}`)
+  const host = needs(...REGISTRY_CASES) ? await startRegistry() : undefined
+  log(host === undefined ? `bench: working in ${work}` : `bench: registry on ${host}, working in ${work}`)
 
-  const needs = (...ids) => ids.some((id) => ONLY.includes(id))
   const seed = async (name, total, layers) => {
     const started = Date.now()
     const image = await makeImage(path.join(work, `image-${name}`), "v1", total, layers)
@@ -571,11 +480,16 @@ const main = async () => {
       microagentRss: stat("microagent", "rss", (values) => Math.max(...values)),
       baselineRss: stat(baselineName, "rss", (values) => Math.max(...values))
     }
-    row.ratio = row.microagent / row.baseline
+    row.ratio = row.baseline === undefined ? undefined : row.microagent / row.baseline
     row.met = verdict(row)
     rows.push(row)
   }
   const flatMemory = (row) => row.microagentRss <= 120 * MiB
+  /** Peak RSS ≤ 120 MiB, and the larger case `bigId` (if it ran) took at most 25 % + 8 MiB more. */
+  const flatAgainst = (bigId) => (row) => {
+    const big = rows.find((other) => other.id === bigId)
+    return flatMemory(row) && (big === undefined || big.microagentRss <= row.microagentRss * 1.25 + 8 * MiB)
+  }
   const memoryTarget = "peak RSS ≤ 120 MiB"
 
   if (needs("pull4")) {
@@ -595,10 +509,7 @@ const main = async () => {
     log(`bench: pull-small`)
     add("pull-small", `pull ${formatSize(SMALL)}, 1 layer (memory comparison)`, `${memoryTarget}, as for the ${formatSize(SIZE)} layer`,
       await runCase("pull-small", pullContenders(host, small), RUNS),
-      (row) => {
-        const big = rows.find((other) => other.id === "pull1")
-        return flatMemory(row) && (big === undefined || big.microagentRss <= row.microagentRss * 1.25 + 8 * MiB)
-      })
+      flatAgainst("pull1"))
   }
   if (needs("push4")) {
     log(`bench: push4`)
@@ -681,8 +592,13 @@ const main = async () => {
       (row) => row.ratio <= 2)
   }
 
+  const rootfsNote = await rootfsCases({
+    only: ONLY, size: SIZE, layers: LAYERS, small: SMALL, runs: RUNS, quick, bin: BIN, images: { multi, small },
+    fresh, remove, freshHome, envWithHome, measure, runCase, add, flatMemory, flatAgainst, memoryTarget, log, formatSize
+  })
+
   const elapsed = (Date.now() - began) / 1000
-  const report = render(rows, elapsed)
+  const report = render(rows, elapsed, rootfsNote)
   process.stdout.write(report)
   const file = await resultsFile()
   await fsp.mkdir(path.dirname(file), { recursive: true })
@@ -715,23 +631,31 @@ const resultsFile = async () => {
   return isDir ? path.join(out, name) : out
 }
 
-const render = (rows, elapsed) => {
+const render = (rows, elapsed, rootfsNote) => {
   const cpus = os.cpus()
   const machine = [
     `${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown CPU"}`,
     `${(os.totalmem() / GiB).toFixed(1)} GiB RAM`,
     `${os.type()} ${os.release()}`,
     `Node ${process.version}`,
-    firstLine("skopeo", ["--version"]),
-    firstLine("docker-registry", ["--version"]).replace(/^docker-registry github.com\/docker\//, "registry: "),
-    firstLine("curl", ["--version"]).split(" ").slice(0, 2).join(" ")
+    ...(needs(...REGISTRY_CASES)
+      ? [
+        firstLine("skopeo", ["--version"]),
+        firstLine("docker-registry", ["--version"]).replace(/^docker-registry github.com\/docker\//, "registry: "),
+        firstLine("curl", ["--version"]).split(" ").slice(0, 2).join(" ")
+      ]
+      : []),
+    ...(needs(...ROOTFS_CASES) ? [firstLine("umoci", ["--version"])] : [])
   ]
   const lines = [
     `## microagent benchmark, ${stamp.toISOString().replace(/\.\d+Z$/, "Z")}, commit ${commit()}`,
     "",
     `- machine: ${machine.join(", ")}`,
-    `- image: ${formatSize(SIZE)} in ${LAYERS} layers and in 1 layer, a ${formatSize(SMALL)} layer for the memory comparison; ` +
-      `layers are gzip'd (level 0) tars of random bytes, distribution registry on loopback (anonymous, filesystem storage in ${os.tmpdir()})`,
+    ...(needs(...REGISTRY_CASES)
+      ? [`- image: ${formatSize(SIZE)} in ${LAYERS} layers and in 1 layer, a ${formatSize(SMALL)} layer for the memory comparison; ` +
+        `layers are gzip'd (level 0) tars of random bytes, distribution registry on loopback (anonymous, filesystem storage in ${os.tmpdir()})`]
+      : []),
+    ...(rootfsNote === undefined ? [] : [`- ${rootfsNote}`]),
     `- ${RUNS} timed run${RUNS > 1 ? "s" : ""} per case (${STARTUP_RUNS} for start-up) after one warm-up, contenders alternating; ` +
       `medians of wall time; peak RSS is the largest of the timed runs${quick ? "; **--quick: small sizes, targets apply to the full run only**" : ""}`,
     `- whole benchmark: ${Math.floor(elapsed / 60)} min ${Math.round(elapsed % 60)} s; 1-minute load average before it: ${loadAtStart.toFixed(2)}`,
@@ -740,9 +664,11 @@ const render = (rows, elapsed) => {
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | :---: |"
   ]
   for (const row of rows) {
-    const baseline = row.baselineName === "skopeo" ? formatSeconds(row.baseline) : `${formatSeconds(row.baseline)} (${row.baselineName})`
+    const baseline = row.baselineName === undefined || row.baselineName === "skopeo"
+      ? formatSeconds(row.baseline)
+      : `${formatSeconds(row.baseline)} (${row.baselineName})`
     const against = (seconds) => (seconds === undefined ? "—" : `${formatSeconds(seconds)} (${(row.microagent / seconds).toFixed(2)})`)
-    lines.push(`| ${row.label} | ${formatSeconds(row.microagent)} | ${baseline} | ${row.ratio.toFixed(2)} | ${against(row.curl)} | ${against(row.hashing)} | ${against(row.floor)} | ` +
+    lines.push(`| ${row.label} | ${formatSeconds(row.microagent)} | ${baseline} | ${row.ratio?.toFixed(2) ?? "—"} | ${against(row.curl)} | ${against(row.hashing)} | ${against(row.floor)} | ` +
       `${formatRss(row.microagentRss)} | ${formatRss(row.baselineRss)} | ${row.target} | ${row.met ? "yes" : "**no**"} |`)
   }
   lines.push("", "<details><summary>every timed run: wall s / CPU s (user + system) / peak RSS MiB / the registry's CPU s while it ran</summary>", "")
