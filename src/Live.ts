@@ -12,15 +12,16 @@ import * as ImageStore from "./ImageStore.js"
 import * as TlsPolicy from "./registry/TlsPolicy.js"
 import * as RegistryClient from "./RegistryClient.js"
 import * as Rootfs from "./Rootfs.js"
+import * as Runner from "./Runner.js"
 
 /** The credential stores: AuthStore and CredentialResolver, all that needs no network. */
 export const credentials = CredentialResolver.layer.pipe(Layer.provideMerge(AuthStore.layer))
 
 /**
- * What talking to registries takes: Images, RegistryClient, ImageStore, Rootfs and TlsPolicy. Needs
+ * What talking to registries takes: Images, RegistryClient, ImageStore, Rootfs, Runner and TlsPolicy. Needs
  * CredentialResolver (from `credentials`) and an HttpClient besides the platform.
  */
-export const registry = Layer.merge(Images.layer, Rootfs.layer).pipe(
+export const registry = Layer.mergeAll(Images.layer, Rootfs.layer, Runner.layer).pipe(
   Layer.provideMerge(RegistryClient.layer),
   Layer.provideMerge(ImageStore.layer),
   Layer.provideMerge(TlsPolicy.layer)

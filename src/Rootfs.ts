@@ -17,6 +17,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { DigestMismatch, ImageStoreError, LayerRejected, NotFound, ToolMissing, UsageError } from "./domain/Errors.js"
+import type * as ImageConfig from "./domain/ImageConfig.js"
 import type * as Manifest from "./domain/Manifest.js"
 import * as Platform from "./domain/Platform.js"
 import type { Layout } from "./ImageStore.js"
@@ -53,6 +54,8 @@ export interface Prepared {
   readonly platform: string
   /** The cache folder holding `rootfs/` and `config.json`. */
   readonly bundle: string
+  /** The image config, for a run's overrides. */
+  readonly config: ImageConfig.ImageConfig
   readonly files: number
   readonly bytes: number
   readonly cached: boolean

@@ -8,19 +8,22 @@ import type { CredentialResolver } from "../CredentialResolver.js"
 import type { ImageStore } from "../ImageStore.js"
 import type { Images } from "../Images.js"
 import type { Rootfs } from "../Rootfs.js"
+import type { Runner } from "../Runner.js"
 import type { TlsPolicy } from "../registry/TlsPolicy.js"
 import type { RegistryClient } from "../RegistryClient.js"
 import { pull, push } from "./images.js"
 import { inspect } from "./inspect.js"
 import { login, registryCommands } from "./registry.js"
 import { rootfs } from "./rootfs.js"
+import { commandAfterImage, run as runCommand } from "./run.js"
+import { secret } from "./secret.js"
 import { tags } from "./tags.js"
 
 /** The services every command uses. */
 export type CredentialServices = AuthStore | CredentialResolver
 
 /** The services of the commands that talk to registries. */
-export type RegistryServices = Images | ImageStore | RegistryClient | Rootfs | TlsPolicy
+export type RegistryServices = Images | ImageStore | RegistryClient | Rootfs | Runner | TlsPolicy
 
 /**
  * The services are built by the command that runs, once its arguments are parsed: `--help`,
@@ -45,9 +48,12 @@ export const run = <E1, R1, E2, R2>(
       registryCommands(withRegistry(login)),
       withRegistry(inspect),
       withRegistry(tags),
-      withRegistry(rootfs)
+      withRegistry(rootfs),
+      withRegistry(runCommand),
+      secret
     ]),
     Command.provide(services.credentials)
   )
-  return Command.run(microagent, { name: "microagent", version })
+  const cli = Command.run(microagent, { name: "microagent", version })
+  return (argv: ReadonlyArray<string>) => cli(commandAfterImage(argv))
 }

@@ -6,6 +6,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import * as Cause from "effect/Cause"
 import * as ConfigError from "effect/ConfigError"
 import * as Console from "effect/Console"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Logger from "effect/Logger"
@@ -30,8 +31,15 @@ const codes: Record<MicroagentError["_tag"], number> = {
   DigestMismatch: ExitCode.failure,
   ImageStoreError: ExitCode.failure,
   LayerRejected: ExitCode.failure,
-  ToolMissing: ExitCode.failure
+  ToolMissing: ExitCode.failure,
+  SecretUnresolved: ExitCode.failure
 }
+
+/**
+ * `run`'s process ended with a code other than 0: microagent exits with it ([R4]) and says
+ * nothing, since the process had the last word.
+ */
+export class ProcessExit extends Data.TaggedError("ProcessExit")<{ readonly code: number }> {}
 
 const isQuit = (u: unknown): boolean => typeof u === "object" && u !== null && "_tag" in u && u._tag === "QuitException"
 
@@ -43,6 +51,8 @@ export const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
     onSome: (e) =>
       isMicroagentError(e)
         ? codes[e._tag]
+        : e instanceof ProcessExit
+        ? e.code
         : ValidationError.isValidationError(e) || ConfigError.isConfigError(e)
         ? ExitCode.usage
         : isQuit(e)
@@ -83,7 +93,7 @@ export const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
       )
     },
     onSome: (e) =>
-      ValidationError.isValidationError(e) || isQuit(e)
+      ValidationError.isValidationError(e) || isQuit(e) || e instanceof ProcessExit
         ? Effect.void
         : isMicroagentError(e)
         ? Console.error(e.hint === undefined ? `error: ${e.message}` : `error: ${e.message}\nhint: ${e.hint}`)

@@ -132,6 +132,18 @@ export class ToolMissing extends Schema.TaggedError<ToolMissing>()("ToolMissing"
   }
 }
 
+/**
+ * [E10] A `--secret` reference that does not resolve ([R6]). The message names the secret, its
+ * scheme and why; never a value, nor any part of a file's content.
+ */
+export class SecretUnresolved extends Schema.TaggedError<SecretUnresolved>()("SecretUnresolved", {
+  name: Schema.String,
+  scheme: Schema.Literal("env", "file", "dotenv"),
+  reason: Schema.Literal("variable-not-set", "file-missing", "file-unreadable", "not-a-regular-file", "too-large", "key-not-found"),
+  message: Schema.String,
+  hint
+}) {}
+
 export type MicroagentError =
   | UsageError
   | AuthFileError
@@ -145,3 +157,4 @@ export type MicroagentError =
   | ImageStoreError
   | LayerRejected
   | ToolMissing
+  | SecretUnresolved

@@ -77,6 +77,12 @@ const readInside = (root: string, components: ReadonlyArray<string>): string | u
   return fs.readFileSync(file, "utf8")
 }
 
+/** The rootfs's /etc/passwd and /etc/group, for user names: never the host's, never through a link. */
+export const userFiles = (rootfs: string) => ({
+  passwd: readInside(rootfs, ["etc", "passwd"]),
+  group: readInside(rootfs, ["etc", "group"])
+})
+
 export const make = (home: string) => Effect.gen(function*() {
   const cacheRoot = cacheFolder(home)
   const tempRoot = nodePath.join(cacheRoot, ".tmp")
@@ -224,10 +230,7 @@ export const make = (home: string) => Effect.gen(function*() {
         options.onLayer?.({ _tag: "Done", digest: descriptor.digest, size: descriptor.size, skipped: false })
       }
       yield* Effect.try({ try: applier.finish, catch: (e) => e instanceof Applier.Rejected ? LayerRejected.of("", e.entry, e.reason) : storeError(rootfs, "cannot finish it")(e) })
-      const user = RuntimeSpec.resolveUser(image.config.config?.User, {
-        passwd: readInside(rootfs, ["etc", "passwd"]),
-        group: readInside(rootfs, ["etc", "group"])
-      })
+      const user = RuntimeSpec.resolveUser(image.config.config?.User, userFiles(rootfs))
       if (Either.isLeft(user)) return yield* ImageStoreError.of(image.digest, `the image's user: ${user.left}`)
       const spec = RuntimeSpec.toRuntimeSpec(image.config, { user: user.right })
       if (Either.isLeft(spec)) return yield* ImageStoreError.of(image.digest, `cannot make config.json: ${spec.left}`)
@@ -281,7 +284,7 @@ export const make = (home: string) => Effect.gen(function*() {
       const hex = Either.getOrThrow(Digest.parse(image.digest))
       const { cached: hit, entry } = yield* cached(`${hex.algorithm}-${hex.hex}-dir`, (dir) => unpack(dir, image, options, also))
       const record = yield* readRecord(entry)
-      return { digest: image.digest, platform: image.platform, bundle: entry, files: record.files, bytes: record.bytes, cached: hit, record }
+      return { digest: image.digest, platform: image.platform, bundle: entry, config: image.config, files: record.files, bytes: record.bytes, cached: hit, record }
     })
 
   const prepare = Effect.fn("Rootfs.prepare")(function*(layout: Layout, descriptor: Manifest.Descriptor, options: PrepareOptions) {
