@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises"
 import { describe, expect, it } from "vitest"
 import { runCli } from "./support/cli.js"
 
-const commands = [[], ["pull"], ["push"], ["inspect"], ["tags"], ["registry"], ["registry", "login"], ["registry", "logout"], ["registry", "list"], ["rootfs"], ["rootfs", "build"]]
+const commands = [[], ["pull"], ["push"], ["inspect"], ["tags"], ["registry"], ["registry", "login"], ["registry", "logout"], ["registry", "list"], ["rootfs"], ["rootfs", "build"], ["run"], ["secret"], ["secret", "check"]]
 
 describe("--help", () => {
   it.each(commands.map((c) => [c.join(" ") || "microagent", c] as const))("%s --help", async (name, command) => {
@@ -18,7 +18,7 @@ describe("--help", () => {
   })
 
   it("every command and flag has a description and an example", async () => {
-    for (const command of commands.filter((c) => c.length > 0 && c.join(" ") !== "registry" && c.join(" ") !== "rootfs")) {
+    for (const command of commands.filter((c) => c.length > 0 && c.join(" ") !== "registry" && c.join(" ") !== "rootfs" && c.join(" ") !== "secret")) {
       const r = await runCli([...command, "--help"], { env: { HOME: "/nonexistent" } })
       const sections = r.stdout.split(/\n(?=[A-Z]+\n)/)
       for (const section of sections.filter((s) => /^(ARGUMENTS|OPTIONS)\n/.test(s))) {

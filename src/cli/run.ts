@@ -127,7 +127,7 @@ export const run = Command.make(
         interactive: args.interactive,
         tty: args.tty
       })
-      if (result.kept !== null) yield* Console.error(`kept ${result.kept} (the bundle in bundle/, the run's changes in upper/)`)
+      if (result.kept !== null) yield* (yield* Stdio).writeStderr(`kept ${result.kept} (the bundle in bundle/, the run's changes in upper/)\n`)
       if (args.json) {
         yield* Console.log(JSON.stringify({
           reference: image.reference,

@@ -139,6 +139,12 @@ export const make = (home: string, searchPath: string) => Effect.gen(function*()
       const target = nodePath.join(dir, "bundle", "rootfs")
       // overlayfs splits its options at "," and ":": such paths cannot be said to it.
       const sayable = [lower, dir].every((p) => !/[,:]/.test(p))
+      // The merged root takes the upper folder's owner and mode: the image's, not the run folder's 0700.
+      yield* Effect.sync(() => {
+        const root = fs.statSync(lower)
+        fs.chownSync(nodePath.join(dir, "upper"), root.uid, root.gid)
+        fs.chmodSync(nodePath.join(dir, "upper"), root.mode & 0o7777)
+      })
       const mounted = sayable
         ? yield* Exec.run(mount, ["-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${dir}/upper,workdir=${dir}/work`, target])
         : undefined

@@ -217,7 +217,7 @@ export const readLayerTar = async (dir: string, layer: BuiltLayer): Promise<Buff
 
 export const BUSYBOX_APPLETS = [
   "sh", "ls", "cat", "echo", "id", "env", "pwd", "true", "false", "sleep", "test",
-  "mkdir", "touch", "rm", "stat", "whoami", "printenv", "kill", "uname", "head"
+  "mkdir", "touch", "rm", "stat", "whoami", "printenv", "kill", "uname", "head", "hostname", "grep", "wc", "dd", "sha256sum"
 ] as const
 
 /** Who the busybox image knows: `/etc/passwd` and `/etc/group` say exactly this. */
