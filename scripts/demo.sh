@@ -2,12 +2,13 @@
 # The main job end to end, on this machine only: start a distribution registry with htpasswd auth
 # on a free loopback port; with a throw-away HOME, log in, push an image made with umoci, pull it
 # back into the shared store and into a layout of its own, build a runtime bundle of it pinned by
-# digest, list credentials and log out.
+# digest, list credentials and log out; then run the private image with credentials from
+# $REGISTRY_AUTH_FILE alone, as the documented journey does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in docker-registry htpasswd umoci busybox; do
-  command -v "$tool" >/dev/null || { echo "demo: $tool is missing; install Debian's docker-registry, apache2-utils, umoci and busybox-static" >&2; exit 1; }
+for tool in docker-registry htpasswd umoci busybox runc tini-static; do
+  command -v "$tool" >/dev/null || { echo "demo: $tool is missing; install Debian's docker-registry, apache2-utils, umoci, busybox-static, runc and tini" >&2; exit 1; }
 done
 
 work=$(mktemp -d)
@@ -76,4 +77,14 @@ step "microagent registry logout $host"
 microagent registry logout "$host"
 step "microagent registry list --json"
 microagent registry list --json
+
+# The documented journey: credentials in a containers-auth.json named by $REGISTRY_AUTH_FILE.
+printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$host" "$(printf 'demo:demo-password' | base64)" > "$work/auth.json"
+step "export REGISTRY_AUTH_FILE=$work/auth.json"
+export REGISTRY_AUTH_FILE="$work/auth.json"
+step "microagent run $host/demo/app:1 sh -c 'echo hello from \$(hostname); exit 3'   # the process's exit code"
+code=0; microagent run "$host/demo/app:1" sh -c 'echo hello from $(hostname); exit 3' || code=$?
+echo "exit code $code"
+[ "$code" = 3 ]
+unset REGISTRY_AUTH_FILE
 printf '\ndemo: ok\n'
