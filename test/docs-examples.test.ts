@@ -6,8 +6,9 @@
  * - a shell example is a ```sh block of plain commands (no `$ ` prompts); it must exit 0, or N
  *   when its info string says `exit=N`;
  * - examples talk to the registry named by `$REGISTRY`, as `$REGISTRY_USER` with the password in
- *   `$REGISTRY_PASSWORD`; `$REGISTRY/demo/app:1.0` (one image) and `$REGISTRY/demo/multi:1.0`
- *   (linux/amd64 and linux/arm64/v8) are there from the start;
+ *   `$REGISTRY_PASSWORD`; `$REGISTRY/demo/app:1.0` (one image), `$REGISTRY/demo/multi:1.0`
+ *   (linux/amd64 and linux/arm64/v8) and `$REGISTRY/demo/busybox:1.0` (a shell, user `app`, for
+ *   `run`) are there from the start;
  * - output samples are ```text or ```console blocks, and are not run.
  *
  * Here `$REGISTRY` is a CNCF distribution registry with htpasswd auth on a free loopback port.
@@ -31,6 +32,7 @@ import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Block, extractBlocks, firstCommand } from "./support/docBlocks.js"
 import { makeImage, makeIndex, skopeoPush } from "./support/images.js"
+import { buildBusyboxImage } from "./support/layouts.js"
 import { type RegistryHandle, startRegistry } from "./support/registry.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -157,13 +159,15 @@ beforeAll(async () => {
   work = await fs.realpath(await fs.mkdtemp(path.join(tmpdir(), "microagent-docs-examples-")))
   registry = await startRegistry({ mode: "htpasswd", users: { [USER]: PASSWORD } })
   const creds = { user: USER, password: PASSWORD }
-  const [app, multi] = await Promise.all([
+  const [app, multi, busybox] = await Promise.all([
     makeImage({ dir: path.join(work, "fixtures/app"), tag: "1.0", layers: [64 * 1024, 512 * 1024] }),
-    makeIndex({ dir: path.join(work, "fixtures/multi"), tag: "1.0" })
+    makeIndex({ dir: path.join(work, "fixtures/multi"), tag: "1.0" }),
+    buildBusyboxImage(path.join(work, "fixtures/busybox"), { tag: "1.0" })
   ])
   await Promise.all([
     skopeoPush(app, { registry: registry.host, repository: "demo/app", creds }),
-    skopeoPush(multi, { registry: registry.host, repository: "demo/multi", creds, all: true })
+    skopeoPush(multi, { registry: registry.host, repository: "demo/multi", creds, all: true }),
+    skopeoPush(busybox, { registry: registry.host, repository: "demo/busybox", creds })
   ])
   await startPages(registry.host)
 }, 60_000)
