@@ -148,7 +148,7 @@ const makeWith = (provider: ConfigProvider.ConfigProvider, readFile: FileReader)
 
     const unresolved = (ref: SecretRef.SecretRef, reason: SecretUnresolved["reason"], detail: string, hint?: string) =>
       new SecretUnresolved({
-        name: ref.name,
+        secret: ref.name,
         scheme: ref.scheme,
         reason,
         message: `secret "${ref.name}" (${SecretRef.reference(ref)}) does not resolve: ${detail}`,

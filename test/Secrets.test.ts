@@ -147,7 +147,7 @@ describe("Secrets.resolve", () => {
         const e = yield* failure(h, "API=env:API_TOKEN")
         assert.strictEqual(e._tag, "SecretUnresolved")
         if (e._tag !== "SecretUnresolved") return
-        assert.deepStrictEqual([e.name, e.scheme, e.reason], ["API", "env", "variable-not-set"])
+        assert.deepStrictEqual([e.secret, e.scheme, e.reason], ["API", "env", "variable-not-set"])
         assert.strictEqual(e.message, `secret "API" (env:API_TOKEN) does not resolve: API_TOKEN is not set in microagent's environment`)
         assert.include(e.hint ?? "", "--preserve-env=API_TOKEN")
         assertNoValue(surfaces(e, h.logs))
@@ -224,7 +224,7 @@ describe("Secrets.resolve", () => {
     withSecrets({ A: VALUES.env }, files, (h) =>
       Effect.gen(function*() {
         const e = yield* Effect.flip(h.secrets.resolve([ref("A=env:A"), ref("B=env:NOPE"), ref(`C=file:${h.dir}/nope`)]))
-        assert.strictEqual(e._tag === "SecretUnresolved" ? e.name : e._tag, "B")
+        assert.strictEqual(e._tag === "SecretUnresolved" ? e.secret : e._tag, "B")
       })))
 })
 

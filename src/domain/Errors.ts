@@ -137,7 +137,8 @@ export class ToolMissing extends Schema.TaggedError<ToolMissing>()("ToolMissing"
  * scheme and why; never a value, nor any part of a file's content.
  */
 export class SecretUnresolved extends Schema.TaggedError<SecretUnresolved>()("SecretUnresolved", {
-  name: Schema.String,
+  /** The secret's NAME (a field called `name` would shadow Error's own). */
+  secret: Schema.String,
   scheme: Schema.Literal("env", "file", "dotenv"),
   reason: Schema.Literal("variable-not-set", "file-missing", "file-unreadable", "not-a-regular-file", "too-large", "key-not-found"),
   message: Schema.String,

@@ -208,17 +208,19 @@ export const make = (home: string, searchPath: string) => Effect.gen(function*()
         }, options.timeoutSeconds * 1000)
       let exited = false
       const done = () => {
+        if (exited) return false
         exited = true
         if (timer !== undefined) clearTimeout(timer)
         process.off("SIGINT", onInt)
         process.off("SIGTERM", onTerm)
+        return true
       }
       child.on("error", (e: NodeJS.ErrnoException) => {
-        done()
+        if (!done()) return
         resume(e.code === "ENOENT" ? Effect.fail(ToolMissing.of(runtime, "runc", "to run containers")) : Effect.die(e))
       })
       child.on("close", (code, signal) => {
-        done()
+        if (!done()) return
         resume(Effect.succeed({ code: code ?? 128 + (os.constants.signals[signal ?? "SIGKILL"] ?? 9), timedOut }))
       })
       // Interrupted (Ctrl-C reached microagent): the process has the signal (forwarded above, or

@@ -10,10 +10,12 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { authsFor, writeAuthJson } from "../support/auth.js"
+import { binPath } from "../support/cli.js"
 import { skopeoPush } from "../support/images.js"
 import { buildBusyboxImage, BUSYBOX_CONFIG, type BuiltLayout } from "../support/layouts.js"
 import { startRegistry, type RegistryAuth, type RegistryHandle } from "../support/registry.js"
 import { eventually, leftovers, microagent, nothingLeft, text } from "../support/run.js"
+import { spawnPty } from "../support/pty.js"
 import { diffTrees, snapshotDir } from "../support/tree.js"
 
 const ALICE = { user: "alice", password: "alice-Pw-8Kq2" } as const
@@ -185,6 +187,18 @@ describe("[R4] the process", () => {
     const closed = await run([image(), "cat"], { stdin: "not for the process\n" })
     expect(closed.code, text(closed)).toBe(0)
     expect(closed.stdout.toString()).toBe("")
+  })
+
+  it("[R4] -t gives the process a terminal; without -t it has none; -t without a terminal is a usage error", async () => {
+    const session = spawnPty(process.execPath, [binPath, "run", "-t", image(), "sh", "-c", "test -t 0 && test -t 1 && echo has a terminal; exit 5"], { env: { HOME: home } })
+    const { code, output } = await session.exited
+    expect(output).toContain("has a terminal")
+    expect(code).toBe(5)
+    const piped = await run([image(), "sh", "-c", "test -t 1 || echo no terminal"])
+    expect(piped.stdout.toString()).toBe("no terminal\n")
+    const refused = await run(["-t", image(), "true"])
+    expect(refused.code, text(refused)).toBe(2)
+    expect(refused.stderr).toMatch(/^error: -t needs a terminal on standard input$/m)
   })
 
   it("[R5] --keep keeps the scratch folder and says where; the runtime state and mounts go all the same", async () => {
