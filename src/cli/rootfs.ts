@@ -11,12 +11,11 @@ import * as Option from "effect/Option"
 import * as Bytes from "../domain/Bytes.js"
 import { UsageError } from "../domain/Errors.js"
 import * as Reference from "../domain/Reference.js"
-import { ImageStore } from "../ImageStore.js"
-import { Images } from "../Images.js"
-import { type Built, hostPlatform, Rootfs } from "../Rootfs.js"
+import { type Built, Rootfs } from "../Rootfs.js"
 import { RegistryClient } from "../RegistryClient.js"
 import * as CliArgs from "./args.js"
-import { allowInsecure, insecureOption } from "./insecure.js"
+import { localImage } from "./image.js"
+import { insecureOption } from "./insecure.js"
 import * as Progress from "./progress.js"
 
 const builtSummary = (built: Built, elapsedMs: number): string =>
@@ -63,34 +62,23 @@ const build = Command.make(
       if (sizeMib !== undefined && sizeMib < 1) return yield* new UsageError({ message: `--size-mib must be at least 1, not ${sizeMib}` })
       const platform = Option.isSome(args.platform) ? yield* CliArgs.platform(args.platform.value) : undefined
       const rootfs = yield* Rootfs
-      const store = yield* ImageStore
       // Before anything is read or pulled: a refused --out costs nothing ([F6]).
       yield* rootfs.checkOut(args.out, args.format)
       const display = yield* Progress.display(args.quiet || args.json)
-      const source = yield* CliArgs.imageSource(args.image)
-
-      const image = source._tag === "Layout"
-        ? yield* Effect.gen(function*() {
-          const layout = yield* store.open(source.dir, { create: false })
-          return { layout, descriptor: yield* layout.find(source.tag), reference: args.image }
-        })
-        : yield* Effect.gen(function*() {
-          const ref = source.reference
-          yield* allowInsecure(args.insecure, ref.registry)
-          if (ref.digest === undefined && !args.allowMutable) {
+      const image = yield* localImage(args.image, {
+        platform,
+        insecure: args.insecure,
+        display,
+        beforePull: (ref) =>
+          ref.digest !== undefined || args.allowMutable ? Effect.void : Effect.gen(function*() {
             const now = yield* (yield* RegistryClient).getManifest({ registry: ref.registry, repository: ref.repository }, ref.tag ?? "latest")
             const pinned = Reference.format({ ...ref, tag: undefined, digest: now.digest })
             return yield* new UsageError({
               message: `${Reference.format(ref)} is a tag, which can move; rootfs build takes a digest`,
               hint: `it is ${now.digest} now: pin it (microagent rootfs build ${pinned} --out ${args.out}) or pass --allow-mutable`
             })
-          }
-          const images = yield* Images
-          yield* Progress.track(display, Progress.movedSummary("pulled"), (onBlob) =>
-            images.pull(ref, { platform: platform ?? hostPlatform(), onBlob }))
-          const layout = yield* store.open()
-          return { layout, descriptor: yield* layout.find(Reference.format(ref)), reference: Reference.format(ref) }
-        })
+          })
+      })
 
       const warnings: Array<string> = []
       const built = yield* Progress.track(display, builtSummary, (onBlob) =>

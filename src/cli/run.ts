@@ -13,15 +13,13 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Bytes from "../domain/Bytes.js"
 import { UsageError } from "../domain/Errors.js"
-import * as Reference from "../domain/Reference.js"
 import * as RunSpec from "../domain/RunSpec.js"
-import { ImageStore } from "../ImageStore.js"
-import { Images } from "../Images.js"
-import { hostPlatform, type Prepared, Rootfs } from "../Rootfs.js"
+import { type Prepared, Rootfs } from "../Rootfs.js"
 import { Runner } from "../Runner.js"
 import * as Secrets from "../Secrets.js"
 import * as CliArgs from "./args.js"
-import { allowInsecure, insecureOption } from "./insecure.js"
+import { localImage } from "./image.js"
+import { insecureOption } from "./insecure.js"
 import { ProcessExit } from "./output.js"
 import * as Progress from "./progress.js"
 import { Stdio } from "./Stdio.js"
@@ -85,23 +83,8 @@ export const run = Command.make(
       if (timeout !== undefined && timeout < 1) return yield* new UsageError({ message: `--timeout must be at least 1 second, not ${timeout}` })
       if (args.tty && !(yield* Stdio).stdinIsTTY) return yield* new UsageError({ message: "-t needs a terminal on standard input", hint: "leave -t out when input is a pipe or a file" })
       const platform = Option.isSome(args.platform) ? yield* CliArgs.platform(args.platform.value) : undefined
-      const source = yield* CliArgs.imageSource(args.image)
-      const store = yield* ImageStore
       const display = yield* Progress.display(false)
-
-      const image = source._tag === "Layout"
-        ? yield* Effect.gen(function*() {
-          const layout = yield* store.open(source.dir, { create: false })
-          return { layout, descriptor: yield* layout.find(source.tag), reference: args.image }
-        })
-        : yield* Effect.gen(function*() {
-          const ref = source.reference
-          yield* allowInsecure(args.insecure, ref.registry)
-          const images = yield* Images
-          yield* Progress.track(display, Progress.movedSummary("pulled"), (onBlob) => images.pull(ref, { platform: platform ?? hostPlatform(), onBlob }))
-          const layout = yield* store.open()
-          return { layout, descriptor: yield* layout.find(Reference.format(ref)), reference: Reference.format(ref) }
-        })
+      const image = yield* localImage(args.image, { platform, insecure: args.insecure, display })
 
       const warnings: Array<string> = []
       const rootfs = yield* Rootfs

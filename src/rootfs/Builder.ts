@@ -195,7 +195,6 @@ export const make = (home: string) => Effect.gen(function*() {
       return { digest, config, platform, layers }
     })
 
-  /** Applies the layers into `dir/rootfs` and writes `dir/config.json`. */
   /** Applies the layers into `dir/rootfs` and writes `dir/config.json`; the same into `also`'s too. */
   const unpack = (
     dir: string,
