@@ -22,8 +22,8 @@ export const MEDIA = {
 export const blobFile = (dir, digest) => path.join(dir, "blobs", ...digest.split(":"))
 const sha256 = (bytes) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`
 
-/** A ustar header: a regular file (`type` "0") or a directory ("5"), owned by root, mtime 0. */
-export const tarHeader = ({ name, size = 0, type = "0", mode = type === "5" ? 0o755 : 0o644 }) => {
+/** A ustar header: a regular file (`type` "0"), a directory ("5") or a symlink ("2", to `linkname`), owned by root, mtime 0. */
+export const tarHeader = ({ name, size = 0, type = "0", mode = { 2: 0o777, 5: 0o755 }[type] ?? 0o644, linkname = "" }) => {
   const header = Buffer.alloc(512)
   const put = (offset, length, text) => header.write(text, offset, length, "ascii")
   const octal = (value, width) => `${value.toString(8).padStart(width - 1, "0")}\0`
@@ -35,6 +35,7 @@ export const tarHeader = ({ name, size = 0, type = "0", mode = type === "5" ? 0o
   put(136, 12, "00000000000\0")
   put(148, 8, " ".repeat(8)) // the checksum is summed with its own field as spaces
   put(156, 1, type)
+  put(157, 100, linkname)
   put(257, 8, "ustar\u000000")
   let sum = 0
   for (const byte of header) sum += byte
@@ -91,11 +92,26 @@ const writeJson = async (dir, value) => {
   return { digest, size: bytes.length }
 }
 
-/** An OCI layout at `dir` with one image, tagged `tag`, whose layers are `layers` (each an iterable of tar chunks), in order. */
-export const makeLayout = async (dir, tag, layers) => {
+/** The layers of `base`, an image made here, as `writeLayer` returns them: each blob hard-linked (or copied) into `dir`. */
+const baseLayers = async (dir, base) => {
+  const read = async (digest) => JSON.parse(await fsp.readFile(blobFile(base.dir, digest), "utf8"))
+  const manifest = await read(base.manifest)
+  const config = await read(manifest.config.digest)
+  return Promise.all(manifest.layers.map(async (layer, i) => {
+    await fsp.link(blobFile(base.dir, layer.digest), blobFile(dir, layer.digest))
+      .catch(() => fsp.copyFile(blobFile(base.dir, layer.digest), blobFile(dir, layer.digest)))
+    return { layer, diffId: config.rootfs.diff_ids[i] }
+  }))
+}
+
+/**
+ * An OCI layout at `dir` with one image, tagged `tag`, whose layers are `layers` (each an iterable of
+ * tar chunks), in order; after those of `base` (an image made here, whose blobs are linked in), if given.
+ */
+export const makeLayout = async (dir, tag, layers, base) => {
   await fsp.mkdir(path.join(dir, "blobs", "sha256"), { recursive: true })
   await fsp.writeFile(path.join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}')
-  const written = []
+  const written = base === undefined ? [] : await baseLayers(dir, base)
   for (const chunks of layers) written.push(await writeLayer(dir, chunks))
   const descriptors = written.map(({ layer }) => layer)
   const config = await writeJson(dir, {
@@ -127,3 +143,21 @@ export const makeImage = async (dir, tag, total, layers) => {
   const image = await makeLayout(dir, tag, sizes.map((size, i) => tar(size, `random-${i}.bin`)))
   return { ...image, content: { files: layers, bytes: total } }
 }
+
+/** Debian's busybox-static, the one program of the run cases' images. */
+export const BUSYBOX = "/bin/busybox"
+
+/** A layer holding /bin/busybox (BUSYBOX's bytes) and /bin/true, a symlink to it. */
+export function* busyboxLayer() {
+  const bytes = fs.readFileSync(BUSYBOX)
+  yield tarHeader({ name: "bin/", type: "5" })
+  yield tarHeader({ name: "bin/busybox", size: bytes.length, mode: 0o755 })
+  yield bytes
+  yield Buffer.concat([tarPadding(bytes.length), tarHeader({ name: "bin/true", type: "2", linkname: "busybox" }), tarEnd()])
+}
+
+/**
+ * An OCI layout at `dir` with one image, tagged `tag`: `base`'s layers (an image made here, e.g. by
+ * makeImage), if given, then busyboxLayer().
+ */
+export const makeBusyboxImage = (dir, tag, base) => makeLayout(dir, tag, [busyboxLayer()], base)

@@ -6,6 +6,7 @@
 //   node bench/run.mjs --quick         # 64 MiB, 1 run: a smoke test
 //   node bench/run.mjs --only pull4,push4 --runs 3 --out bench-results/
 //   node bench/run.mjs --only rootfs   # the rootfs cases only (bench/rootfs.mjs): no registry, as root
+//   node bench/run.mjs --only run      # the run cases only (bench/run-cases.mjs): as root
 //
 // Each case: one warm-up run of every contender, then --runs runs with the contenders' order rotated
 // each time; medians are reported. Wall time is measured here around `/usr/bin/time -f "%e %M"`,
@@ -18,8 +19,9 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { blobFile, GiB, makeImage, MEDIA, MiB } from "./images.mjs"
+import { blobFile, BUSYBOX, GiB, makeImage, MEDIA, MiB } from "./images.mjs"
 import { ROOTFS_CASES, rootfsCases } from "./rootfs.mjs"
+import { RUN_CASES, RUN_PACKAGES, RUN_REGISTRY_CASES, RUN_TOOLS, runCases } from "./run-cases.mjs"
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const BIN = path.join(ROOT, "dist", "bin.cjs")
@@ -27,9 +29,13 @@ const NODE = process.execPath
 const FLOOR = path.join(ROOT, "bench", "floor.mjs")
 
 const REGISTRY_CASES = ["pull4", "pull1", "pull-small", "push4", "repull", "repush"]
-const CASES = [...REGISTRY_CASES, "startup", ...ROOTFS_CASES]
+const CASES = [...REGISTRY_CASES, "startup", ...ROOTFS_CASES, ...RUN_CASES]
 /** Names for groups of cases in --only. */
-const GROUPS = { rootfs: ROOTFS_CASES }
+const GROUPS = { rootfs: ROOTFS_CASES, run: RUN_CASES }
+/** The cases that start the registry. */
+const REGISTRY_USERS = [...REGISTRY_CASES, ...RUN_REGISTRY_CASES]
+/** The cases that run as root. */
+const ROOT_CASES = [...ROOTFS_CASES, ...RUN_CASES]
 
 const USAGE = `usage: node bench/run.mjs [options]
   --size <n>          image size (default 1GiB; K/M/G are binary: 1G = 1GiB)
@@ -38,7 +44,7 @@ const USAGE = `usage: node bench/run.mjs [options]
   --runs <n>          timed runs per case, after one warm-up (default 5)
   --startup-runs <n>  timed runs of the start-up case (default 15)
   --only <ids>        comma-separated subset of: ${CASES.join(", ")}
-                      (rootfs: all rootfs cases)
+                      (rootfs: all rootfs cases; run: all run cases)
   --out <path>        results file, or a directory to write <date>-<commit>.md into
                       (default: <os tmpdir>/microagent-bench/)
   --quick             smoke test: --size 64MiB --small 16MiB --runs 1 --startup-runs 3`
@@ -92,12 +98,12 @@ const LAYERS = parseCount(flags.layers ?? "4", "layers")
 const SMALL = parseSize(flags.small ?? (quick ? "16MiB" : "256MiB"))
 const RUNS = parseCount(flags.runs ?? (quick ? "1" : "5"), "runs")
 const STARTUP_RUNS = parseCount(flags["startup-runs"] ?? (quick ? "3" : "15"), "startup-runs")
-// The rootfs cases run as root: without it, a run of every case leaves them out (and says so).
+// The rootfs and run cases run as root: without it, a run of every case leaves them out (and says so).
 const asRoot = process.getuid() === 0
 const ONLY = flags.only === undefined
-  ? CASES.filter((id) => asRoot || !ROOTFS_CASES.includes(id))
+  ? CASES.filter((id) => asRoot || !ROOT_CASES.includes(id))
   : flags.only.split(",").flatMap((id) => GROUPS[id.trim()] ?? [id.trim()])
-for (const id of ONLY) if (!CASES.includes(id)) fail(`unknown case ${id}; cases: ${CASES.join(", ")}, or rootfs for all rootfs cases`)
+for (const id of ONLY) if (!CASES.includes(id)) fail(`unknown case ${id}; cases: ${CASES.join(", ")}, or rootfs / run for all rootfs / run cases`)
 const needs = (...ids) => ids.some((id) => ONLY.includes(id))
 
 // ---------------------------------------------------------------------------------------------
@@ -114,19 +120,22 @@ const isExecutable = (file) => {
 const onPath = (command) => (process.env.PATH ?? "").split(":").some((dir) => dir !== "" && isExecutable(path.join(dir, command)))
 
 const checkTools = () => {
-  const registryTools = needs(...REGISTRY_CASES) ? ["docker-registry", "skopeo", "curl", "openssl"] : []
-  const rootfsTools = needs(...ROOTFS_CASES) ? ["umoci"] : []
+  const registryTools = needs(...REGISTRY_CASES) ? ["docker-registry", "skopeo", "curl", "openssl"]
+    : needs(...RUN_REGISTRY_CASES) ? ["docker-registry", "skopeo"]
+    : []
+  const rootfsTools = [...new Set([...(needs(...ROOTFS_CASES) ? ["umoci"] : []), ...(needs(...RUN_CASES) ? RUN_TOOLS : [])])]
   const missing = [
-    ...[...registryTools, ...rootfsTools].map((command) => [command, onPath(command)]),
+    ...[...registryTools, ...rootfsTools].map((command) => [RUN_PACKAGES[command] ?? command, onPath(command)]),
+    ...(needs(...RUN_CASES) ? [["busybox-static", isExecutable(BUSYBOX)]] : []),
     ["time", /GNU/.test(spawnSync("/usr/bin/time", ["--version"], { encoding: "utf8" }).stdout ?? "")]
   ].filter(([, found]) => !found).map(([pkg]) => pkg)
   if (missing.length > 0) {
     fail(`missing Debian package${missing.length > 1 ? "s" : ""} ${missing.join(", ")} ` +
-      `(${[...registryTools, ...rootfsTools].join(", ")} on PATH, GNU time as /usr/bin/time); install with:\n` +
+      `(${[...registryTools, ...rootfsTools].join(", ")} on PATH, ${needs(...RUN_CASES) ? `${BUSYBOX}, ` : ""}GNU time as /usr/bin/time); install with:\n` +
       `  apt-get install -y ${missing.join(" ")}`)
   }
   if (rootfsTools.length > 0 && !asRoot) {
-    fail("the rootfs cases run as root (umoci unpack without --rootless, microagent applying owners): run as root, or leave them out with --only")
+    fail("the rootfs and run cases run as root (umoci unpack without --rootless, microagent applying owners, runc): run as root, or leave them out with --only")
   }
   if (!fs.existsSync(BIN)) fail(`${path.relative(ROOT, BIN)} is missing: run npm run build (npm run bench does)`)
 }
@@ -445,19 +454,21 @@ const main = async () => {
   if (loadAtStart > os.cpus().length / 2) {
     log(`bench: warning: load average ${loadAtStart.toFixed(2)} on ${os.cpus().length} CPUs; other work on this machine skews the figures`)
   }
-  if (!asRoot && flags.only === undefined) log("bench: not running as root: the rootfs cases are left out (they need root, as umoci unpack does)")
+  if (!asRoot && flags.only === undefined) log("bench: not running as root: the rootfs and run cases are left out (they need root, as umoci unpack and runc do)")
   work = await fsp.mkdtemp(path.join(os.tmpdir(), "microagent-bench-"))
-  const host = needs(...REGISTRY_CASES) ? await startRegistry() : undefined
+  const host = needs(...REGISTRY_USERS) ? await startRegistry() : undefined
   log(host === undefined ? `bench: working in ${work}` : `bench: registry on ${host}, working in ${work}`)
 
+  /** Pushes a layout made here to <host>/<ref>, untimed. */
+  const push = (image, ref) => check(SKOPEO[0], [...SKOPEO.slice(1), ...DEST_FLAGS, `oci:${image.dir}:${image.tag}`, `docker://${host}/${ref}`])
   const seed = async (name, total, layers) => {
     const started = Date.now()
     const image = await makeImage(path.join(work, `image-${name}`), "v1", total, layers)
-    await check(SKOPEO[0], [...SKOPEO.slice(1), ...DEST_FLAGS, `oci:${image.dir}:v1`, `docker://${host}/bench/${name}:v1`])
+    await push(image, `bench/${name}:v1`)
     log(`bench: made and pushed bench/${name}:v1 (${formatSize(total)} in ${layers} layer${layers > 1 ? "s" : ""}) in ${((Date.now() - started) / 1000).toFixed(1)} s`)
     return { ...image, repository: `bench/${name}` }
   }
-  const multi = needs("pull4", "repull", "repush") ? await seed("multi", SIZE, LAYERS) : undefined
+  const multi = needs("pull4", "repull", "repush", ...RUN_REGISTRY_CASES) ? await seed("multi", SIZE, LAYERS) : undefined
   const single = needs("pull1") ? await seed("single", SIZE, 1) : undefined
   const small = needs("pull-small") ? await seed("small", SMALL, 1) : undefined
 
@@ -592,13 +603,15 @@ const main = async () => {
       (row) => row.ratio <= 2)
   }
 
-  const rootfsNote = await rootfsCases({
+  const toolbox = {
     only: ONLY, size: SIZE, layers: LAYERS, small: SMALL, runs: RUNS, quick, bin: BIN, images: { multi, small },
-    fresh, remove, freshHome, envWithHome, measure, runCase, add, flatMemory, flatAgainst, memoryTarget, log, formatSize
-  })
+    fresh, remove, freshHome, envWithHome, measure, runCase, add, flatMemory, flatAgainst, memoryTarget, median, log, formatSize
+  }
+  const rootfsNote = await rootfsCases(toolbox)
+  const runNote = await runCases({ ...toolbox, host, push, skopeo, srcFlags: SRC_FLAGS })
 
   const elapsed = (Date.now() - began) / 1000
-  const report = render(rows, elapsed, rootfsNote)
+  const report = render(rows, elapsed, [rootfsNote, runNote].filter((note) => note !== undefined))
   process.stdout.write(report)
   const file = await resultsFile()
   await fsp.mkdir(path.dirname(file), { recursive: true })
@@ -631,7 +644,7 @@ const resultsFile = async () => {
   return isDir ? path.join(out, name) : out
 }
 
-const render = (rows, elapsed, rootfsNote) => {
+const render = (rows, elapsed, notes) => {
   const cpus = os.cpus()
   const machine = [
     `${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown CPU"}`,
@@ -645,7 +658,8 @@ const render = (rows, elapsed, rootfsNote) => {
         firstLine("curl", ["--version"]).split(" ").slice(0, 2).join(" ")
       ]
       : []),
-    ...(needs(...ROOTFS_CASES) ? [firstLine("umoci", ["--version"])] : [])
+    ...(needs(...ROOTFS_CASES, ...RUN_CASES) ? [firstLine("umoci", ["--version"])] : []),
+    ...(needs(...RUN_REGISTRY_CASES) && !needs(...REGISTRY_CASES) ? [firstLine("skopeo", ["--version"])] : [])
   ]
   const lines = [
     `## microagent benchmark, ${stamp.toISOString().replace(/\.\d+Z$/, "Z")}, commit ${commit()}`,
@@ -655,7 +669,7 @@ const render = (rows, elapsed, rootfsNote) => {
       ? [`- image: ${formatSize(SIZE)} in ${LAYERS} layers and in 1 layer, a ${formatSize(SMALL)} layer for the memory comparison; ` +
         `layers are gzip'd (level 0) tars of random bytes, distribution registry on loopback (anonymous, filesystem storage in ${os.tmpdir()})`]
       : []),
-    ...(rootfsNote === undefined ? [] : [`- ${rootfsNote}`]),
+    ...notes.map((note) => `- ${note}`),
     `- ${RUNS} timed run${RUNS > 1 ? "s" : ""} per case (${STARTUP_RUNS} for start-up) after one warm-up, contenders alternating; ` +
       `medians of wall time; peak RSS is the largest of the timed runs${quick ? "; **--quick: small sizes, targets apply to the full run only**" : ""}`,
     `- whole benchmark: ${Math.floor(elapsed / 60)} min ${Math.round(elapsed % 60)} s; 1-minute load average before it: ${loadAtStart.toFixed(2)}`,
@@ -664,9 +678,12 @@ const render = (rows, elapsed, rootfsNote) => {
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | :---: |"
   ]
   for (const row of rows) {
-    const baseline = row.baselineName === undefined || row.baselineName === "skopeo"
+    // contenders with no column of their own (e.g. run-warm's `node -e 0`) go beside the baseline
+    const others = Object.keys(row.samples).slice(2).filter((name) => !["curl", "curl + openssl", "node floor"].includes(name))
+      .map((name) => `; ${name} ${formatSeconds(median(row.samples[name].map((sample) => sample.wall)))}`)
+    const baseline = (row.baselineName === undefined || row.baselineName === "skopeo"
       ? formatSeconds(row.baseline)
-      : `${formatSeconds(row.baseline)} (${row.baselineName})`
+      : `${formatSeconds(row.baseline)} (${row.baselineName})`) + others.join("")
     const against = (seconds) => (seconds === undefined ? "—" : `${formatSeconds(seconds)} (${(row.microagent / seconds).toFixed(2)})`)
     lines.push(`| ${row.label} | ${formatSeconds(row.microagent)} | ${baseline} | ${row.ratio?.toFixed(2) ?? "—"} | ${against(row.curl)} | ${against(row.hashing)} | ${against(row.floor)} | ` +
       `${formatRss(row.microagentRss)} | ${formatRss(row.baselineRss)} | ${row.target} | ${row.met ? "yes" : "**no**"} |`)

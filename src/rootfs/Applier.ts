@@ -80,6 +80,7 @@ const ownershipOf = (e: TarEntry): Ownership => ({
 
 const lstat = (file: string): fs.Stats | undefined => fs.lstatSync(file, { throwIfNoEntry: false })
 
+/** `rootPath` must be a new, empty folder: the applier relies on knowing all it holds. */
 export const make = (rootPath: string, options: Options): Applier => {
   const root = nodePath.resolve(rootPath)
   const prefix = `${root}/`
@@ -92,6 +93,17 @@ export const make = (rootPath: string, options: Options): Applier => {
   const ownership = new Map<string, Ownership>()
   const warned = new Set<string>()
   let open: { readonly fd: number; readonly file: string; readonly entry: TarEntry; readonly key: string } | undefined
+  /**
+   * What this applier made: folders it created empty, and every entry it created. A name not
+   * made in a folder made empty cannot exist (nothing else writes here), so it needs no lstat:
+   * one system call less per entry, which counts in images of many small files.
+   */
+  const freshDirs = new Set<string>([""])
+  const made = new Set<string>()
+  const umask = process.umask(0o022)
+  process.umask(umask)
+  /** As root, an entry created by this process is root's already. */
+  const needsChown = (e: TarEntry) => e.uid !== 0 || e.gid !== 0
   let current = ""
 
   const reject = (reason: string): never => {
@@ -115,8 +127,8 @@ export const make = (rootPath: string, options: Options): Applier => {
   const forget = (key: string) => {
     resolved.clear()
     const below = `${key}/`
-    for (const map of [directories, ownership]) {
-      for (const k of map.keys()) if (k === key || k.startsWith(below)) map.delete(k)
+    for (const keys of [directories, ownership, freshDirs, made]) {
+      for (const k of keys.keys()) if (k === key || k.startsWith(below)) keys.delete(k)
     }
   }
 
@@ -127,8 +139,11 @@ export const make = (rootPath: string, options: Options): Applier => {
     // rmSync never follows symbolic links: a link below is removed, not what it points at.
     if (info.isDirectory()) fs.rmSync(file, { recursive: true, force: true })
     else fs.unlinkSync(file)
-    if (info.isDirectory() || info.isSymbolicLink()) forget(LayerPath.format(components))
-    else ownership.delete(LayerPath.format(components))
+    if (info.isDirectory() || info.isSymbolicLink()) forget(components.join("/"))
+    else {
+      ownership.delete(components.join("/"))
+      made.delete(components.join("/"))
+    }
   }
 
   /**
@@ -160,6 +175,8 @@ export const make = (rootPath: string, options: Options): Applier => {
         fs.mkdirSync(file, { mode: 0o755 })
         fs.chmodSync(file, 0o755)
         real.push(part)
+        freshDirs.add(real.join("/"))
+        made.add(real.join("/"))
       } else if (info.isDirectory()) real.push(part)
       else if (info.isSymbolicLink()) {
         if (++hops > maxLinkHops) reject("too many levels of symbolic links")
@@ -220,7 +237,7 @@ export const make = (rootPath: string, options: Options): Applier => {
   /** Owner, mode, xattrs and time of a finished non-directory entry. */
   const finishEntry = (file: string, key: string, entry: TarEntry) => {
     if (entry.type === "hardlink") return // it shares the inode, and so the metadata, of its target
-    if (options.asRoot) fs.lchownSync(file, entry.uid, entry.gid)
+    if (options.asRoot && needsChown(entry)) fs.lchownSync(file, entry.uid, entry.gid)
     else ownership.set(key, ownershipOf(entry))
     // After chown, which clears setuid and setgid.
     if (entry.type !== "symlink") fs.chmodSync(file, entry.mode)
@@ -231,20 +248,25 @@ export const make = (rootPath: string, options: Options): Applier => {
   const create = (components: LayerPath.Components, entry: TarEntry) => {
     const key = components.join("/")
     const file = inside(components)
-    const existing = lstat(file)
+    const unseen = freshDirs.has(components.slice(0, -1).join("/")) && !made.has(key)
+    const existing = unseen ? undefined : lstat(file)
     if (existing !== undefined && !(existing.isDirectory() && entry.type === "directory")) remove(components)
     markTouched(components)
+    made.add(key)
     switch (entry.type) {
       case "directory": {
-        if (existing === undefined || !existing.isDirectory()) fs.mkdirSync(file, { mode: 0o700 })
-        if (options.asRoot) fs.lchownSync(file, entry.uid, entry.gid)
+        if (existing === undefined || !existing.isDirectory()) {
+          fs.mkdirSync(file, { mode: 0o700 })
+          freshDirs.add(key)
+        }
+        if (options.asRoot && needsChown(entry)) fs.lchownSync(file, entry.uid, entry.gid)
         else ownership.set(key, ownershipOf(entry))
         setXattrs(file, entry)
         directories.set(key, { mode: entry.mode, mtime: entry.mtime })
         return
       }
       case "file": {
-        const fd = fs.openSync(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+        const fd = fs.openSync(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, entry.mode & 0o777)
         open = { fd, file, entry, key }
         return
       }
@@ -331,9 +353,10 @@ export const make = (rootPath: string, options: Options): Applier => {
     }
     // Through the open descriptor: no path lookups, which count when an image has many small files.
     try {
-      if (options.asRoot) fs.fchownSync(fd, e.uid, e.gid)
-      else ownership.set(key, ownershipOf(e))
-      fs.fchmodSync(fd, e.mode)
+      if (!options.asRoot) ownership.set(key, ownershipOf(e))
+      else if (needsChown(e)) fs.fchownSync(fd, e.uid, e.gid)
+      // Created with the mode under the umask; special bits and masked ones need a chmod (after chown).
+      if ((e.mode & 0o7000) !== 0 || (e.mode & umask) !== 0) fs.fchmodSync(fd, e.mode)
       fs.futimesSync(fd, e.mtime, e.mtime)
     } finally {
       fs.closeSync(fd)
