@@ -40,6 +40,8 @@ const runtimes = ["runc", "crun"]
 /** After a forwarded signal, how long the process has before the container is killed. */
 const graceMs = 10_000
 const runId = /^microagent-[0-9a-f]{12}$/
+/** Where runc and crun keep a container's state when run as root. */
+const stateFolders = ["/run/runc", "/run/crun"]
 
 const which = (names: ReadonlyArray<string>, searchPath: string): string | undefined => {
   for (const name of names) {
@@ -88,10 +90,13 @@ export const make = (home: string, searchPath: string) => Effect.gen(function*()
   const dismantle = (runtime: string | undefined, dir: string, options: { readonly keep: boolean }) =>
     Effect.gen(function*() {
       const id = nodePath.basename(dir)
-      if (runtime !== undefined) yield* quietly({ command: runtime, pkg: "runc", purpose: "" }, ["delete", "--force", id])
+      // `runc run` removes its container when the process ends; state is left only if it crashed.
+      const state = stateFolders.some((folder) => fs.existsSync(nodePath.join(folder, id)))
+      if (runtime !== undefined && state) yield* quietly({ command: runtime, pkg: "runc", purpose: "" }, ["delete", "--force", id])
+      const table = yield* Effect.sync(() => Either.getOrElse(Either.try(() => fs.readFileSync("/proc/self/mountinfo", "utf8")), () => ""))
       for (const mounted of [nodePath.join(dir, "secrets"), nodePath.join(dir, "bundle", "rootfs")]) {
         // Lazily: a process that still holds it open cannot keep the mount (or a secret) alive.
-        yield* quietly(umount, ["-l", mounted])
+        if (table === "" || table.includes(` ${mounted} `)) yield* quietly(umount, ["-l", mounted])
       }
       if (!options.keep) yield* removeRun(dir)
       else yield* Effect.sync(() => fs.rmSync(nodePath.join(dir, "secrets"), { recursive: true, force: true }))
