@@ -6,7 +6,6 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import * as Path from "@effect/platform/Path"
-import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -16,6 +15,7 @@ import type * as Redacted from "effect/Redacted"
 import * as AuthFile from "./domain/AuthFile.js"
 import * as SafeFiles from "./storage/SafeFiles.js"
 import { AuthFileError } from "./domain/Errors.js"
+import * as Home from "./Home.js"
 
 export interface AuthStoreService {
   /** microagent's own store. */
@@ -43,7 +43,7 @@ export const make = (options: Options = {}) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const home = yield* Config.string("HOME")
+    const home = yield* Home.home
     const folder = path.join(home, ".microagent")
     const storePath = path.join(folder, "auth.json")
     const staleAfter = options.staleLockAfter ?? "10 seconds"

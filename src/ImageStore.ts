@@ -11,7 +11,6 @@
 import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -27,6 +26,7 @@ import * as Digest from "./domain/Digest.js"
 import { ImageStoreError } from "./domain/Errors.js"
 import * as Manifest from "./domain/Manifest.js"
 import * as SafeFiles from "./storage/SafeFiles.js"
+import * as Home from "./Home.js"
 
 /** Annotation keys written on index.json entries ([I2]). */
 export const Annotation = {
@@ -152,7 +152,7 @@ export const make = (options: Options = {}) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const home = yield* Config.string("HOME")
+    const home = yield* Home.home
     const defaultRoot = path.join(home, ".microagent", "images")
     const staleLockAfter = options.staleLockAfter ?? "10 seconds"
     const lockTimeout = Duration.decode(options.lockTimeout ?? "30 seconds")

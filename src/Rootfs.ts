@@ -11,7 +11,6 @@
  * layer applier and its child processes) is loaded when a build first runs, so no other command
  * pays for loading it at start.
  */
-import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -23,6 +22,7 @@ import * as Platform from "./domain/Platform.js"
 import type { Layout } from "./ImageStore.js"
 import { onFirstUse } from "./node/Lazy.js"
 import * as nodePath from "node:path"
+import * as Home from "./Home.js"
 
 export type Format = "dir" | "ext4"
 
@@ -104,7 +104,7 @@ export const cacheFolder = (home: string): string => nodePath.join(nodePath.reso
 export const layer: Layer.Layer<Rootfs, ConfigError.ConfigError> = Layer.scoped(
   Rootfs,
   Effect.gen(function*() {
-    const home = yield* Config.string("HOME")
+    const home = yield* Home.home
     const real = yield* onFirstUse(Rootfs, () => import("./rootfs/Builder.js").then((builder) => builder.layer(home)))
     return Rootfs.of({
       cacheRoot: cacheFolder(home),

@@ -16,6 +16,7 @@ import type * as RunSpec from "./domain/RunSpec.js"
 import { onFirstUse } from "./node/Lazy.js"
 import type { Prepared } from "./Rootfs.js"
 import type { ResolvedSecret } from "./Secrets.js"
+import * as Home from "./Home.js"
 
 export interface RunOptions extends RunSpec.Overrides {
   readonly hostname?: string | undefined
@@ -60,7 +61,7 @@ export class Runner extends Context.Tag("microagent/Runner")<Runner, RunnerServi
 export const layer: Layer.Layer<Runner, ConfigError.ConfigError> = Layer.scoped(
   Runner,
   Effect.gen(function*() {
-    const home = yield* Config.string("HOME")
+    const home = yield* Home.home
     const path = yield* Config.string("PATH").pipe(Config.withDefault("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
     const real = yield* onFirstUse(Runner, () => import("./run/Container.js").then((container) => container.layer(home, path)))
     return Runner.of({ run: (...args) => Effect.flatMap(real, (r) => r.run(...args)) })

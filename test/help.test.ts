@@ -3,6 +3,9 @@
  * description, flag or argument shows up here as a snapshot difference to review.
  */
 import { readFile } from "node:fs/promises"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { runCli } from "./support/cli.js"
 
@@ -48,6 +51,20 @@ describe("without HOME (a container's nameless user)", () => {
     const version = await runCli(["--version"], { env: { HOME: undefined } })
     expect(version.code, version.stderr).toBe(0)
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
+  })
+
+  it("an empty HOME is no home: login and pull refuse it as an unset one, and write nothing in the current folder", async () => {
+    const cwd = await fs.mkdtemp(path.join(os.tmpdir(), "microagent-empty-home-"))
+    try {
+      for (const args of [["registry", "login", "127.0.0.1:1", "-u", "me", "--password-stdin", "--no-verify"], ["pull", "127.0.0.1:1/team/app:1"]]) {
+        const r = await runCli(args, { env: { HOME: "" }, cwd, stdin: "a-password\n" })
+        expect(r.code, r.stderr).toBe(2)
+        expect(r.stderr).toMatch(/^error: HOME is not set/)
+      }
+      expect(await fs.readdir(cwd)).toEqual([])
+    } finally {
+      await fs.rm(cwd, { recursive: true, force: true })
+    }
   })
 
   it("a command that needs the store says HOME is missing in one line and a hint, exit 2", async () => {

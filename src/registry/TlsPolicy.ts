@@ -5,10 +5,10 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Home from "../Home.js"
 
 export interface TlsPolicyService {
   /** The certs.d folder read at start-up. */
@@ -25,7 +25,7 @@ export class TlsPolicy extends Context.Tag("microagent/TlsPolicy")<TlsPolicy, Tl
 export const make = Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
-  const home = yield* Config.string("HOME")
+  const home = yield* Home.home
   const certsDir = path.join(home, ".microagent", "certs.d")
   // Read once: the TLS connect hook that consults it is synchronous.
   const hosts = yield* fs.readDirectory(certsDir).pipe(Effect.orElseSucceed((): Array<string> => []))
