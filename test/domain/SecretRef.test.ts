@@ -195,7 +195,9 @@ describe("SecretRef.parseDotenv (the npm dotenv package's rules)", () => {
     .map((s) => s.trim())
     .filter((s) => !/^['"`]/.test(s))
   const anyButDoubleQuoteAndBackslash = FastCheck.string({ unit: FastCheck.constantFrom(..."abc 019#'`=\n\t:"), maxLength: 40 })
+  // Not ending in a backslash: `'…\'` with a quote on a later line is that line's value too, as in dotenv.
   const anyButSingleQuote = FastCheck.string({ unit: FastCheck.constantFrom(..."abc 019#\"`=\n\t:\\"), maxLength: 40 })
+    .filter((v) => !v.endsWith("\\"))
 
   it.prop(
     "what a writer puts in a file is what is read back, among comments and other keys",
