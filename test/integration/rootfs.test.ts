@@ -130,6 +130,19 @@ describe("[F5] --format ext4", () => {
   })
 })
 
+describe("[E9] a missing tool", () => {
+  it("[E9][F5] mke2fs not on PATH: one error naming it and its Debian package, exit 1, nothing at --out", async () => {
+    const { home, scratch } = await setup()
+    const image = await buildBusyboxImage(path.join(scratch, "layout"))
+    const file = path.join(scratch, "app.ext4")
+    // Debian keeps mke2fs in /usr/sbin: without it on PATH, it is not found.
+    const r = await rootfsBuild(scratch, home, [`oci:${image.dir}:${image.tag}`, "--out", file, "--format", "ext4"], { PATH: "/usr/bin:/bin" })
+    expect(r.code, show(r)).toBe(1)
+    expect(r.stderr).toMatch(/^error: mke2fs is not installed; it is needed for --format ext4\nhint: install it, e.g. apt-get install e2fsprogs$/m)
+    expect(await listing(scratch)).toEqual(["home", "layout"])
+  })
+})
+
 describe("[F6] --out", () => {
   it("[F6] an existing file or non-empty folder, /, the home folder and microagent's own folder are refused before anything is read", async () => {
     const { home, scratch } = await setup()

@@ -107,6 +107,15 @@ describe("[R3] overrides", () => {
   })
 })
 
+describe("[E9] a missing runtime", () => {
+  it("[E9] --runtime that does not exist: an error naming it and the package, exit 1, nothing started", async () => {
+    const r = await run(["--runtime", "/nonexistent/runc", image(), "true"])
+    expect(r.code, text(r)).toBe(1)
+    expect(r.stderr).toMatch(/^error: \/nonexistent\/runc is not installed; it is needed to run containers/m)
+    expect(r.stderr).toMatch(/^hint: install it, e.g. apt-get install runc$/m)
+  })
+})
+
 describe("[R2] isolation", () => {
   it("[R2] --network none (the default) has only lo; --network host sees the machine's interfaces", async () => {
     const interfaces = (r: { stdout: Buffer }) => r.stdout.toString().split("\n").slice(2).filter((l) => l.trim() !== "").map((l) => l.split(":")[0]!.trim())
