@@ -43,17 +43,19 @@ const runId = /^microagent-[0-9a-f]{12}$/
 /** Where runc and crun keep a container's state when run as root. */
 const stateFolders = ["/run/runc", "/run/crun"]
 
+const isExecutable = (file: string): boolean => {
+  try {
+    fs.accessSync(file, fs.constants.X_OK)
+    return fs.statSync(file).isFile()
+  } catch {
+    return false
+  }
+}
+
 const which = (names: ReadonlyArray<string>, searchPath: string): string | undefined => {
   for (const name of names) {
     for (const dir of searchPath.split(":")) {
-      if (dir === "") continue
-      const file = nodePath.join(dir, name)
-      try {
-        fs.accessSync(file, fs.constants.X_OK)
-        return file
-      } catch {
-        // not in this folder
-      }
+      if (dir !== "" && isExecutable(nodePath.join(dir, name))) return nodePath.join(dir, name)
     }
   }
   return undefined
@@ -245,10 +247,13 @@ export const make = (home: string, searchPath: string) => Effect.gen(function*()
     if (process.getuid?.() !== 0) {
       return yield* new UsageError({ message: "microagent run needs root: the runtime makes the container's namespaces and mounts", hint: "run it as root, e.g. with sudo" })
     }
-    const runtime = options.runtime ?? which(runtimes, searchPath)
-    if (runtime === undefined) return yield* ToolMissing.of("runc", "runc", "to run containers (crun works too)")
-    if (options.runtime !== undefined && which([options.runtime], "") === undefined && !fs.existsSync(options.runtime)) {
-      return yield* ToolMissing.of(options.runtime, "runc", "to run containers (--runtime)")
+    // --runtime is a path, or a name looked up on PATH as a shell would.
+    const given = options.runtime
+    const runtime = given === undefined
+      ? which(runtimes, searchPath)
+      : given.includes("/") ? (isExecutable(given) ? given : undefined) : which([given], searchPath)
+    if (runtime === undefined) {
+      return yield* ToolMissing.of(given ?? "runc", "runc", given === undefined ? "to run containers (crun works too)" : "to run containers (--runtime)")
     }
     const init = which(inits, searchPath)
     if (init === undefined) return yield* ToolMissing.of("tini-static", "tini", "as the container's init (catatonit works too)")
