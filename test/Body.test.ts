@@ -152,3 +152,84 @@ describe("Body.forEach with the CLI's HttpClient", () => {
       assert.isTrue(Buffer.concat(received).equals(Buffer.from(payload)))
     }).pipe(Effect.scoped, Effect.provide(Http.layer.pipe(Layer.provide(TlsPolicy.layerDefault)))))
 })
+
+/** A web body that never ends, counting what was pulled from it. */
+const endlessWeb = (headers: Record<string, string> = {}) => {
+  const pulled = { bytes: 0, cancelled: false }
+  const response = HttpClientResponse.fromWeb(
+    request,
+    new Response(
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pulled.bytes += 1024
+          controller.enqueue(new Uint8Array(1024))
+        },
+        cancel() {
+          pulled.cancelled = true
+        }
+      }),
+      { status: 404, headers }
+    )
+  )
+  return { response, pulled }
+}
+
+describe("[H2] small bodies, capped", () => {
+  it.live("readUpTo reads a body within its cap whole, and stops one that runs past it, destroying it", () =>
+    Effect.gen(function*() {
+      const small = new PassThrough()
+      small.end(Buffer.from("hello"))
+      assert.strictEqual(Buffer.from(yield* Body.readUpTo(nodeResponse(small), 5)).toString(), "hello")
+
+      const endless = new PassThrough()
+      const fiber = yield* Effect.fork(Body.readUpTo(nodeResponse(endless), 4))
+      endless.write(bytes(1, 2, 3))
+      endless.write(bytes(4, 5))
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      assert.strictEqual(error._tag, "BodyTooLarge")
+      assert.isTrue(endless.destroyed)
+    }))
+
+  it.live("readUpTo over another client's endless body stops past the cap", () =>
+    Effect.gen(function*() {
+      const { pulled, response } = endlessWeb()
+      const error = yield* Effect.flip(Body.readUpTo(response, 10 * 1024))
+      assert.strictEqual(error._tag, "BodyTooLarge")
+      assert.isBelow(pulled.bytes, 64 * 1024)
+    }))
+
+  it.live("discard reads a body declared small (keeping the connection) and destroys any other unread", () =>
+    Effect.gen(function*() {
+      const declared = new PassThrough()
+      const small = { ...nodeResponse(declared), headers: { "content-length": "3" }, status: 307, request } as unknown as HttpClientResponse.HttpClientResponse
+      const drained = yield* Effect.fork(Body.discard(small))
+      declared.end(bytes(1, 2, 3))
+      yield* Fiber.join(drained)
+      assert.isTrue(declared.readableEnded, "a small body is read to its end")
+
+      const unknown = new PassThrough()
+      unknown.write(bytes(1))
+      yield* Body.discard({ ...nodeResponse(unknown), headers: {}, status: 307, request } as unknown as HttpClientResponse.HttpClientResponse)
+      assert.isTrue(unknown.destroyed, "a body of unknown length is destroyed at once")
+      assert.isFalse(unknown.readableEnded)
+      assert.strictEqual(unknown.readableLength, 1, "and not read")
+    }))
+
+  it.live("capped: text and json of an endless body fail past the cap, with a message saying so", () =>
+    Effect.gen(function*() {
+      const { pulled, response } = endlessWeb({ "content-type": "application/json" })
+      const capped = Body.capped(response, 16 * 1024)
+      assert.strictEqual(capped.status, 404, "everything else is the response's own")
+      const error = yield* Effect.flip(capped.json)
+      assert.strictEqual(error._tag, "ResponseError")
+      assert.include(error.message, "body larger than 16 KiB")
+      assert.isBelow(pulled.bytes, 64 * 1024)
+    }))
+
+  it.effect("capped: a body within the cap reads as usual, and a second reader gets the same text", () =>
+    Effect.gen(function*() {
+      const capped = Body.capped(webResponse([new TextEncoder().encode(`{"errors":`), new TextEncoder().encode(`[]}`)]), 1024)
+      assert.deepStrictEqual(yield* capped.json, { errors: [] })
+      assert.strictEqual(yield* capped.text, `{"errors":[]}`)
+    }))
+})

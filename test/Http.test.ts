@@ -6,6 +6,7 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { assert, describe, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -102,5 +103,81 @@ describe("the CLI's HttpClient", () => {
       const { fiber, source } = yield* uploadUnderWay
       yield* Fiber.interrupt(fiber)
       assert.isTrue(source.destroyed)
+    }))
+})
+
+/** A loopback server whose requests `handle` answers (or not), and the sockets it accepted. */
+const serverWith = (handle: (req: IncomingMessage, res: import("node:http").ServerResponse) => void) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly url: string; readonly http: Server }>((resume) => {
+      const http = createServer(handle)
+      http.listen(0, "127.0.0.1", () => resume(Effect.succeed({ url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, http })))
+    }),
+    ({ http }) => Effect.sync(() => (http.closeAllConnections(), http.close()))
+  )
+
+/** The client with [H4]'s knobs set through Config, as a test sets them. */
+const withTimeouts = <A, E>(knobs: Record<string, string>, f: (client: HttpClient.HttpClient) => Effect.Effect<A, E>) =>
+  withClient(f).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(knobs)))))
+
+describe("[H4] the CLI's HttpClient: time-outs", () => {
+  it.scopedLive("a server that takes the request and never answers fails it with ETIMEDOUT after the idle time-out", () =>
+    Effect.gen(function*() {
+      const { url } = yield* serverWith(() => {})
+      const started = Date.now()
+      const error = yield* Effect.flip(withTimeouts({ MICROAGENT_IDLE_TIMEOUT_MS: "200" }, (client) => client.get(`${url}/v2/`)))
+      assert.strictEqual(error._tag, "RequestError")
+      assert.include(String((error.cause as Error).message), "no data from 127.0.0.1")
+      assert.strictEqual((error.cause as { code?: string }).code, "ETIMEDOUT")
+      assert.isBelow(Date.now() - started, 3000)
+    }))
+
+  it.scopedLive("a body that stalls mid-way breaks off after the idle time-out, saying why", () =>
+    Effect.gen(function*() {
+      const { url } = yield* serverWith((_req, res) => {
+        res.writeHead(200, { "content-length": "100" })
+        res.write("half")
+      })
+      const error = yield* withTimeouts({ MICROAGENT_IDLE_TIMEOUT_MS: "200" }, (client) =>
+        client.get(`${url}/blob`).pipe(Effect.flatMap((response) => Effect.flip(Body.forEach(response, () => {})))))
+      assert.strictEqual(error._tag, "BodyCut")
+      assert.include((error as Body.BodyCut).reason, "no data from 127.0.0.1")
+    }))
+
+  it.scopedLive("a TLS handshake that never gets an answer fails after the connect time-out", () =>
+    Effect.gen(function*() {
+      // Accepts the TCP connection and never says a word: the TLS handshake waits for nothing.
+      const { createServer: tcp } = yield* Effect.promise(() => import("node:net"))
+      const silent = tcp(() => {})
+      const sockets = new Set<import("node:net").Socket>()
+      silent.on("connection", (socket) => (sockets.add(socket), socket.on("error", () => {})))
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void silent.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.sync(() => (sockets.forEach((s) => s.destroy()), silent.close()))
+      )
+      const port = (silent.address() as AddressInfo).port
+      const error = yield* Effect.flip(withTimeouts(
+        { MICROAGENT_CONNECT_TIMEOUT_MS: "200", MICROAGENT_IDLE_TIMEOUT_MS: "60000" },
+        (client) => client.get(`https://127.0.0.1:${port}/v2/`)
+      ))
+      assert.include(String((error.cause as Error).message), `could not connect to 127.0.0.1:${port} within 200 ms`)
+    }))
+
+  it.scopedLive("a kept-alive connection taken again keeps the idle time-out, not the server's shorter Keep-Alive hint", () =>
+    Effect.gen(function*() {
+      let requests = 0
+      const { url } = yield* serverWith((_req, res) => {
+        // The hint makes Node time a free socket out after 1 s; the second answer takes 1.5 s.
+        const answer = () => (res.writeHead(200, { "keep-alive": "timeout=2", "content-length": "2" }), res.end("ok"))
+        if (++requests === 1) answer()
+        else setTimeout(answer, 1500)
+      })
+      const text = yield* withTimeouts({ MICROAGENT_IDLE_TIMEOUT_MS: "5000" }, (client) =>
+        Effect.gen(function*() {
+          yield* Effect.flatMap(client.get(`${url}/first`), (r) => r.text)
+          return yield* Effect.flatMap(client.get(`${url}/second`), (r) => r.text)
+        }))
+      assert.strictEqual(text, "ok")
+      assert.strictEqual(requests, 2)
     }))
 })

@@ -48,8 +48,9 @@ export const tags = Command.make(
     Effect.gen(function*() {
       const repo = yield* repository(args.repository)
       yield* allowInsecure(args.insecure, repo.registry)
-      const all = yield* (yield* RegistryClient).listTags(repo)
-      if (args.json) return yield* Console.log(JSON.stringify({ repository: `${repo.registry}/${repo.repository}`, tags: all }, null, 2))
-      if (all.length > 0) yield* Console.log(all.join("\n"))
+      // In text, each page is printed as it arrives: a listing cut short ([H3]) still shows what it had.
+      const printPage = (page: ReadonlyArray<string>) => page.length === 0 ? Effect.void : Console.log(page.join("\n"))
+      const all = yield* (yield* RegistryClient).listTags(repo, args.json ? undefined : printPage)
+      if (args.json) yield* Console.log(JSON.stringify({ repository: `${repo.registry}/${repo.repository}`, tags: all }, null, 2))
     })
 ).pipe(Command.withDescription("List every tag of a repository, one per line, following the registry's pagination"))

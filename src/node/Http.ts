@@ -9,23 +9,121 @@
  * to load; node:http also hands over its response as a Node stream that the blob download
  * reads without per-chunk Effect overhead (see registry/Body.ts and docs/performance.md), and
  * a push's file goes into the request as a Node stream the same way.
+ *
+ * Time-outs ([H4]) live here, on every socket both agents open: connecting (TCP, and the TLS
+ * handshake for https) may take 30 s, and an open connection that brings no byte for 60 s
+ * (waiting for headers, or mid-body) is destroyed with an `ETIMEDOUT` error, which the
+ * transport's retries treat like a reset ([P7]). Both are read when the client is first built,
+ * through Config, as test and tuning knobs:
+ *
+ * - `MICROAGENT_CONNECT_TIMEOUT_MS` (default 30000)
+ * - `MICROAGENT_IDLE_TIMEOUT_MS` (default 60000)
+ *
+ * A value that is not a positive whole number is ignored (the default applies).
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Http from "node:http"
 import * as Https from "node:https"
+import type * as Net from "node:net"
 import { createSecureContext, type SecureContext } from "node:tls"
 import * as Body from "../registry/Body.js"
 import { TlsPolicy, type TlsPolicyService } from "../registry/TlsPolicy.js"
 
 type ConnectOptions = { host?: string | null; hostname?: string | null; port?: number | string | null } & Record<string, unknown>
 
-const policyAgent = (policy: TlsPolicyService) => {
+export interface Timeouts {
+  /** Milliseconds to connect (TCP, and the TLS handshake for https). */
+  readonly connect: number
+  /** Milliseconds an open connection may go without a byte. */
+  readonly idle: number
+}
+
+const knob = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "a positive number of milliseconds", validation: (n) => n > 0 }),
+    // Unset, or not a positive whole number: the default.
+    Config.orElse(() => Config.succeed(fallback))
+  )
+
+/** [H4]'s durations, with the test knobs read through Config. */
+export const timeouts: Config.Config<Timeouts> = Config.all({
+  connect: knob("MICROAGENT_CONNECT_TIMEOUT_MS", 30_000),
+  idle: knob("MICROAGENT_IDLE_TIMEOUT_MS", 60_000)
+})
+
+const duration = (ms: number) => ms < 1000 || ms % 1000 !== 0 ? `${ms} ms` : `${ms / 1000} s`
+
+const timedOut = (message: string) => Object.assign(new Error(message), { code: "ETIMEDOUT" })
+
+const hostOf = (options: ConnectOptions, defaultPort: number) => {
+  const name = options.hostname ?? options.host ?? ""
+  const shown = name.includes(":") ? `[${name}]` : name
+  return options.port && String(options.port) !== String(defaultPort) ? `${shown}:${options.port}` : shown
+}
+
+/** What Node's client keeps on a socket in use: its request, and that request's response once it came. */
+interface InUse {
+  readonly _httpMessage?: {
+    readonly res?: { readonly complete?: boolean; destroy(error: Error): unknown } | null
+    on(event: "error", listener: () => void): unknown
+  } | null
+}
+
+const ignore = () => {}
+
+/**
+ * Arms a new socket with [H4]'s time-outs. The idle one ends the response being read with the
+ * error itself (so a body cut by it says why), else the socket; the agent re-arms it whenever a
+ * kept-alive socket is taken again (see `withTimeouts`).
+ */
+const arm = (socket: Net.Socket, host: string, limits: Timeouts, secure: boolean) => {
+  socket.setTimeout(limits.idle)
+  socket.on("timeout", () => {
+    const request = (socket as InUse)._httpMessage
+    // A kept-alive socket waiting in the pool: nobody to tell.
+    if (!request) return void socket.destroy()
+    const error = timedOut(`no data from ${host} for ${duration(limits.idle)}`)
+    // The error reaches whoever waits (for the answer, or in its body); it must not also be
+    // thrown by a request that nobody listens to any more.
+    request.on("error", ignore)
+    const response = request.res
+    if (response && !response.complete) response.destroy(error)
+    else socket.destroy(error)
+  })
+  if (!socket.connecting && !secure) return
+  const timer = setTimeout(() => socket.destroy(timedOut(`could not connect to ${host} within ${duration(limits.connect)}`)), limits.connect)
+  const clear = () => clearTimeout(timer)
+  socket.once(secure ? "secureConnect" : "connect", clear)
+  socket.once("close", clear)
+}
+
+/**
+ * The agent's sockets, armed. Node sets a free kept-alive socket's time-out to the agent's (or to
+ * the server's shorter `Keep-Alive: timeout` hint), so taking one again restores [H4]'s.
+ */
+const withTimeouts = <A extends Http.Agent>(agent: A, limits: Timeouts, secure: boolean): A => {
+  const connect = agent.createConnection.bind(agent) as (options: ConnectOptions, ...rest: Array<unknown>) => Net.Socket | undefined
+  agent.createConnection = ((options: ConnectOptions, ...rest: Array<unknown>) => {
+    const socket = connect(options, ...rest)
+    if (socket !== undefined) arm(socket, hostOf(options, secure ? 443 : 80), limits, secure)
+    return socket
+  }) as typeof agent.createConnection
+  const reuse = agent.reuseSocket.bind(agent) as (socket: Net.Socket, request: Http.ClientRequest) => void
+  ;(agent as { reuseSocket: typeof reuse }).reuseSocket = (socket, request) => {
+    socket.setTimeout(limits.idle)
+    reuse(socket, request)
+  }
+  return agent
+}
+
+const policyAgent = (policy: TlsPolicyService, limits: Timeouts) => {
   const contexts = new Map<string, SecureContext>()
   const contextFor = (host: string) => {
     const extra = policy.caFor(host)
@@ -38,7 +136,7 @@ const policyAgent = (policy: TlsPolicyService) => {
     }
     return context
   }
-  const agent = new Https.Agent({ keepAlive: true })
+  const agent = new Https.Agent({ keepAlive: true, timeout: limits.idle })
   const connect = agent.createConnection.bind(agent) as (options: ConnectOptions, ...rest: Array<unknown>) => unknown
   // The hook is the one place that sees every new TLS connection: the choice is made per host.
   agent.createConnection = ((options: ConnectOptions, ...rest: Array<unknown>) => {
@@ -51,15 +149,16 @@ const policyAgent = (policy: TlsPolicyService) => {
       rejectUnauthorized: !policy.isInsecure(host) && !policy.isInsecure(`${name}:443`)
     }, ...rest)
   }) as typeof agent.createConnection
-  return agent
+  return withTimeouts(agent, limits, true)
 }
 
 const agent = Layer.scoped(
   NodeHttpClient.HttpAgent,
   Effect.gen(function*() {
     const policy = yield* TlsPolicy
-    const http = new Http.Agent({ keepAlive: true })
-    const https = policyAgent(policy)
+    const limits = yield* Effect.orDie(timeouts)
+    const http = withTimeouts(new Http.Agent({ keepAlive: true, timeout: limits.idle }), limits, false)
+    const https = policyAgent(policy, limits)
     yield* Effect.addFinalizer(() => Effect.sync(() => (http.destroy(), https.destroy())))
     return { [NodeHttpClient.HttpAgentTypeId]: NodeHttpClient.HttpAgentTypeId, http, https } as NodeHttpClient.HttpAgent
   })
@@ -100,13 +199,7 @@ const sendNodeSource = (
     outgoing.once("response", (incoming) => {
       const chunks: Array<Buffer> = []
       let kept = 0
-      // Only error messages read it; a registry that talks on is not kept in memory.
-      incoming.on("data", (chunk: Buffer) => {
-        if (kept < maxAnswer) chunks.push(chunk)
-        kept += chunk.length
-      })
-      incoming.on("error", fail)
-      incoming.once("end", () => {
+      const answer = () => {
         const headers = new globalThis.Headers()
         for (const [name, value] of Object.entries(incoming.headers)) {
           for (const one of [value ?? []].flat()) headers.append(name, one)
@@ -118,7 +211,19 @@ const sendNodeSource = (
         } catch (cause) {
           fail(cause)
         }
+      }
+      // Only error messages read it: a registry that talks on is cut off at the cap ([H2]), and
+      // what it said so far is the answer.
+      incoming.on("data", (chunk: Buffer) => {
+        if (settled) return
+        chunks.push(chunk.subarray(0, maxAnswer - kept))
+        kept += chunk.length
+        if (kept < maxAnswer) return
+        answer()
+        incoming.destroy()
       })
+      incoming.on("error", fail)
+      incoming.once("end", answer)
     })
     source.pipe(outgoing)
     return Effect.sync(() => {

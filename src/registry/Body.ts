@@ -7,7 +7,9 @@
  * 1 GiB pull (measured in docs/performance.md). Any other HttpClient (fetch, a test double)
  * goes through `response.stream`, with the same contract.
  */
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as UrlParams from "@effect/platform/UrlParams"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -127,6 +129,125 @@ export const forEach = (
       source.destroy()
     })
   })
+}
+
+// ---- small bodies, capped ([H2]) --------------------------------------------------------------
+
+/** A body longer than its reader allows: the read stopped there and the rest was never taken. */
+export class BodyTooLarge extends Data.TaggedError("BodyTooLarge")<{ readonly limit: number }> {}
+
+/** `1 MiB`, `64 KiB`, `512 bytes`: a cap as messages name it. */
+export const formatLimit = (bytes: number): string =>
+  bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0
+    ? `${bytes / 1024 / 1024} MiB`
+    : bytes >= 1024 && bytes % 1024 === 0
+    ? `${bytes / 1024} KiB`
+    : `${bytes} bytes`
+
+/**
+ * Reads a whole body of at most `limit` bytes. One byte more stops the read at once and destroys
+ * the body (and its connection): a registry that talks on is never read to its end.
+ */
+export const readUpTo = (
+  response: HttpClientResponse.HttpClientResponse,
+  limit: number
+): Effect.Effect<Uint8Array, BodyCut | BodyTooLarge> =>
+  Effect.suspend(() => {
+    const parts: Array<Uint8Array> = []
+    let size = 0
+    const tooLarge = new BodyTooLarge({ limit })
+    return forEach(response, (chunk) => {
+      size += chunk.length
+      if (size > limit) throw tooLarge
+      parts.push(chunk)
+    }).pipe(
+      Effect.catchTag("ChunkRefused", (refused) => refused.cause === tooLarge ? Effect.fail(tooLarge) : Effect.die(refused.cause)),
+      Effect.map(() => parts.length === 1 ? parts[0]! : new Uint8Array(Buffer.concat(parts)))
+    )
+  })
+
+/** A small body a drained response may still have read whole, keeping its connection for the next request. */
+export const drainLimit = 64 * 1024
+
+const hasNoBody = (response: HttpClientResponse.HttpClientResponse) =>
+  response.request.method === "HEAD" || response.status === 204 || response.status === 304
+
+/**
+ * Ends a response whose body nobody wants (a redirect's, a retried error's): a body declared
+ * small (`Content-Length` up to `keep`) is read, so the kept-alive connection serves the next
+ * request; any other (larger, of unknown length, endless) is not read at all but destroyed with
+ * its connection. Never fails.
+ */
+export const discard = (response: HttpClientResponse.HttpClientResponse, keep = drainLimit): Effect.Effect<void> => {
+  const declared = Number(response.headers["content-length"] ?? Number.NaN)
+  if (hasNoBody(response) || (Number.isFinite(declared) && declared <= keep)) return Effect.ignore(readUpTo(response, keep))
+  const source = nodeSource(response)
+  // Any other client: stop at the first chunk, which ends its stream (and aborts its request).
+  return source === undefined ? Effect.ignore(readUpTo(response, 0)) : Effect.sync(() => void source.destroy())
+}
+
+const tooLargeError = (response: HttpClientResponse.HttpClientResponse, cause: BodyCut | BodyTooLarge) =>
+  new HttpClientError.ResponseError({
+    request: response.request,
+    response,
+    reason: "Decode",
+    cause,
+    description: cause._tag === "BodyTooLarge" ? `body larger than ${formatLimit(cause.limit)}` : cause.reason
+  })
+
+const cappedKey = Symbol.for("microagent/Body/capped")
+
+/**
+ * The same response, but its whole-body readers (`text`, `json`, `arrayBuffer`, `urlParamsBody`,
+ * `formData`) take at most `limit` bytes ([H2]) and fail past it with a ResponseError saying so:
+ * whoever reads an error or token body this way can never be made to read an endless one.
+ * `stream` is left uncapped, for bodies read chunk by chunk under their own caps (blobs,
+ * manifests); its errors say what broke (a time-out, a reset) rather than only "Decode error".
+ */
+export const capped = (
+  response: HttpClientResponse.HttpClientResponse,
+  limit: number
+): HttpClientResponse.HttpClientResponse => {
+  // Already capped: the same wrapper, so that every reader shares the one read of the body.
+  if (cappedKey in response) return response
+  let bytes: Effect.Effect<Uint8Array, HttpClientError.ResponseError> | undefined
+  // Read once, like the platform's own readers: a second reader gets the same bytes.
+  const read = () =>
+    bytes ??= Effect.runSync(Effect.cached(Effect.mapError(readUpTo(response, limit), (e) => tooLargeError(response, e))))
+  const decode = <A>(f: (text: string) => A) =>
+    Effect.flatMap(
+      Effect.suspend(read),
+      (body) =>
+        Effect.try({
+          try: () => f(new TextDecoder().decode(body)),
+          catch: (cause) => new HttpClientError.ResponseError({ request: response.request, response, reason: "Decode", cause })
+        })
+    )
+  return Object.create(response, {
+    [cappedKey]: { value: limit },
+    stream: {
+      get: () =>
+        Stream.mapError(response.stream, (e) =>
+          e.description === undefined && e.cause instanceof Error
+            ? new HttpClientError.ResponseError({ request: e.request, response: e.response, reason: e.reason, cause: e.cause, description: e.cause.message })
+            : e)
+    },
+    text: { get: () => decode((text) => text) },
+    json: { get: () => decode((text): unknown => text === "" ? null : JSON.parse(text)) },
+    urlParamsBody: { get: () => decode((text) => UrlParams.fromInput(new URLSearchParams(text))) },
+    arrayBuffer: {
+      get: () =>
+        Effect.map(Effect.suspend(read), (body) => body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer)
+    },
+    formData: {
+      get: () =>
+        Effect.flatMap(Effect.suspend(read), (body) =>
+          Effect.tryPromise({
+            try: () => new Response(body, { headers: { "content-type": response.headers["content-type"] ?? "" } }).formData(),
+            catch: (cause) => new HttpClientError.ResponseError({ request: response.request, response, reason: "Decode", cause })
+          }))
+    }
+  }) as HttpClientResponse.HttpClientResponse
 }
 
 // ---- request bodies ---------------------------------------------------------------------------

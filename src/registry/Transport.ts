@@ -1,7 +1,11 @@
 /**
  * How a request reaches a registry ([P1], [P3], [P7]): the scheme (https, or http for loopback
  * and `--insecure` hosts when https fails), redirects followed here with `Authorization`
- * dropped across origins, and retries with backoff for idempotent requests.
+ * dropped across origins, and retries with backoff for idempotent requests. What a registry
+ * sends back is bounded here too ([H2]): a redirect's or a retried answer's body is not read
+ * (or, when declared small, read to keep the connection), and the whole-body readers of every
+ * response it hands out stop at 1 MiB; a registry's own words reach a message on one line,
+ * escaped and capped ([§5]).
  */
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -10,8 +14,11 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Schema from "effect/Schema"
 import { RegistryUnavailable } from "../domain/Errors.js"
+import * as Body from "./Body.js"
 import * as Endpoint from "./Endpoint.js"
 import { isVerificationFailure, type TlsPolicyService } from "./TlsPolicy.js"
 
@@ -62,8 +69,75 @@ const innermost = (error: HttpClientError.HttpClientError): { readonly code: str
 
 export const causeText = (error: HttpClientError.HttpClientError): string => {
   const { code, message } = innermost(error)
-  return code !== undefined && !message.includes(code) ? `${code}: ${message}` : message
+  // A TLS error quotes the certificate's names, which the server chose.
+  return oneLine(code !== undefined && !message.includes(code) ? `${code}: ${message}` : message, 500)
 }
+
+// ---- what a registry sends: capped and made printable ([H2], [§5]) ---------------------------
+
+/** Error bodies and token answers: every response's whole-body readers stop here ([H2]). */
+export const maxSmallBody = 1024 * 1024
+/** A page of a tag list (or of a catalog) ([H2]). */
+export const maxPage = 4 * 1024 * 1024
+
+const named: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" }
+
+/**
+ * Text from a registry as one printable line: line breaks, tabs, C0/C1 control characters (ESC,
+ * OSC, BEL...), DEL and the Unicode line separators and bidirectional controls become visible
+ * escapes (`\n`, `\x1b`, `\u202e`), so no registry can forge a line, a `hint:`, a colour or a
+ * terminal title; past `max` characters it is cut, with `…`.
+ */
+export const oneLine = (text: string, max = 300): string => {
+  const escaped = text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => named[c] ?? (c.charCodeAt(0) <= 0xff ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `\\u${c.charCodeAt(0).toString(16)}`)
+  )
+  const chars = Array.from(escaped)
+  return chars.length > max ? `${chars.slice(0, max).join("")}…` : escaped
+}
+
+const ErrorBody = Schema.parseJson(Schema.Struct({
+  errors: Schema.NonEmptyArray(Schema.Struct({
+    code: Schema.optional(Schema.Unknown),
+    message: Schema.optional(Schema.Unknown)
+  }))
+}))
+const decodeErrorBody = Schema.decodeUnknownOption(ErrorBody)
+
+/**
+ * The registry's own words about a failure (`{"errors":[{code,message}]}`, the first one) as
+ * `": CODE message"`, read up to 1 MiB, on one line and capped ([§5]); "" when it said nothing
+ * usable. Never fails.
+ */
+export const registryMessage = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<string> =>
+  Body.capped(response, maxSmallBody).text.pipe(
+    Effect.map((text) => {
+      const first = Option.getOrUndefined(Option.map(decodeErrorBody(text), (body) => body.errors[0]))
+      const words = [first?.code, first?.message].filter((w): w is string => typeof w === "string" && w !== "")
+      return words.length === 0 ? "" : `: ${oneLine(words.join(" "))}`
+    }),
+    Effect.orElseSucceed(() => "")
+  )
+
+/**
+ * A whole body of at most `limit` bytes, or RegistryUnavailable naming `what` and the cap: for
+ * a body a caller needs whole (a tag page), read without ever taking more than the cap ([H2]).
+ */
+export const readCapped = (
+  registry: string,
+  response: HttpClientResponse.HttpClientResponse,
+  limit: number,
+  what: string
+): Effect.Effect<Uint8Array, RegistryUnavailable> =>
+  Body.readUpTo(response, limit).pipe(
+    Effect.mapError((e) =>
+      RegistryUnavailable.of(
+        registry,
+        e._tag === "BodyTooLarge" ? `${what} larger than ${Body.formatLimit(limit)}` : `${what} broke off: ${oneLine(e.reason)}`
+      )
+    )
+  )
 
 /** `Retry-After` as seconds or an HTTP date, capped at 60 s ([P7]). */
 export const retryAfter = (value: string | undefined, now: number): number | undefined => {
@@ -72,7 +146,11 @@ export const retryAfter = (value: string | undefined, now: number): number | und
   return Number.isNaN(seconds) ? undefined : Math.min(Math.max(seconds, 0), 60_000)
 }
 
-export const drain = (response: HttpClientResponse.HttpClientResponse) => Effect.ignore(response.text)
+/**
+ * Done with a response without wanting its body: read when declared small (the connection is
+ * kept), otherwise not read at all but destroyed ([H2]). Never fails.
+ */
+export const drain = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> => Body.discard(response)
 
 export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, options: Options = {}) =>
   Effect.gen(function*() {
@@ -139,7 +217,8 @@ export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, o
         const last = attempt >= maxAttempts || !idempotent
         if (outcome._tag === "Right") {
           const response = outcome.right
-          if (last || !retryable.has(response.status)) return response
+          // Whoever reads this body whole (an error's, a token's) reads at most 1 MiB of it ([H2]).
+          if (last || !retryable.has(response.status)) return Body.capped(response, maxSmallBody)
           yield* drain(response)
           yield* pause(attempt, retryAfter(response.headers["retry-after"], Date.now()))
         } else {
