@@ -4,7 +4,7 @@
  * ([C1]–[C3], [C9]). It knows nothing of resolution order.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import type { PlatformError } from "@effect/platform/Error"
+import * as PlatformError from "@effect/platform/Error"
 import * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -28,6 +28,8 @@ export interface AuthStoreService {
   readonly remove: (key: string) => Effect.Effect<number, AuthFileError>
   /** Empties `auths`; returns how many entries went. */
   readonly removeAll: Effect.Effect<number, AuthFileError>
+  /** How many times this store has changed its file: a reader that keeps what it read reads again when this moves. */
+  readonly revision: Effect.Effect<number>
 }
 
 export class AuthStore extends Context.Tag("microagent/AuthStore")<AuthStore, AuthStoreService>() {}
@@ -59,13 +61,36 @@ export const make = (options: Options = {}) =>
       return yield* Either.mapLeft(AuthFile.parse(file, text), (reason) => AuthFileError.of(file, reason))
     })
 
-    const failWith = (reason: string) => (e: PlatformError) => AuthFileError.of(storePath, `${reason} (${SafeFiles.describe(e)})`)
+    const failWith = (reason: string) => (e: PlatformError.PlatformError) => AuthFileError.of(storePath, `${reason} (${SafeFiles.describe(e)})`)
 
-    /** Writes go to the link's target, so a store that is a symbolic link stays one ([C2]). */
-    const writeTarget = fs.realPath(storePath).pipe(
-      Effect.catchTag("SystemError", (e) => e.reason === "NotFound" ? Effect.succeed(storePath) : Effect.fail(e)),
-      Effect.mapError(failWith("cannot resolve the store's path"))
-    )
+    /**
+     * Writes go to the link's target, so a store that is a symbolic link stays one ([C2]), also
+     * when the target does not exist yet (a dangling link): the file is created where it points.
+     */
+    const writeTarget = Effect.gen(function*() {
+      let current = storePath
+      for (let hops = 0; hops <= 40; hops++) {
+        const real = yield* fs.realPath(current).pipe(
+          Effect.map((p): string | undefined => p),
+          Effect.catchIf(SafeFiles.isNotFound, () => Effect.succeed(undefined))
+        )
+        if (real !== undefined) return real
+        // Not there: either a plain file yet to be made, or a link to something not there yet.
+        const link = yield* fs.readLink(current).pipe(
+          Effect.map((p): string | undefined => p),
+          Effect.catchTag("SystemError", () => Effect.succeed(undefined))
+        )
+        if (link === undefined) return current
+        current = path.resolve(path.dirname(current), link)
+      }
+      return yield* Effect.fail(new PlatformError.SystemError({
+        reason: "BadResource",
+        module: "FileSystem",
+        method: "readLink",
+        pathOrDescriptor: storePath,
+        description: "too many levels of symbolic links"
+      }))
+    }).pipe(Effect.mapError(failWith("cannot resolve the store's path")))
 
     const ensureFolder = Effect.gen(function*() {
       yield* fs.makeDirectory(folder, { recursive: true, mode: 0o700 })
@@ -94,6 +119,10 @@ export const make = (options: Options = {}) =>
         Effect.mapError(failWith("cannot write it"))
       )
 
+    let revision = 0
+    /** Counted whether or not the write went through: after a failed one the file may be either. */
+    const bump = Effect.sync(() => void revision++)
+
     /** Read-modify-write under the lock; a change that changes nothing writes nothing ([C2]). */
     const modify = <A>(change: (file: AuthFile.AuthFile) => { readonly document: AuthFile.AuthFile["document"]; readonly result: A }) =>
       Effect.gen(function*() {
@@ -107,7 +136,7 @@ export const make = (options: Options = {}) =>
             const before = current.exists ? yield* fs.stat(target).pipe(Effect.mapError(failWith("cannot stat it"))) : undefined
             const loose = before !== undefined && (before.mode & 0o777) !== 0o600
             const changed = AuthFile.serialize(document) !== AuthFile.serialize(current.document)
-            if (changed) yield* writeAtomic(target, AuthFile.serialize(document))
+            if (changed) yield* writeAtomic(target, AuthFile.serialize(document)).pipe(Effect.ensuring(bump))
             else if (loose) yield* fs.chmod(target, 0o600).pipe(Effect.mapError(failWith("cannot change its mode")))
             if (loose) yield* Effect.logWarning(`${storePath} had mode ${modeString(before.mode)}; it is now 0600`)
             return result
@@ -129,7 +158,8 @@ export const make = (options: Options = {}) =>
       }),
       removeAll: modify((file) => ({ document: AuthFile.removeAll(file), result: file.entries.length })).pipe(
         Effect.withSpan("AuthStore.removeAll")
-      )
+      ),
+      revision: Effect.sync(() => revision)
     })
   })
 

@@ -5,8 +5,11 @@
  */
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
@@ -61,7 +64,7 @@ export const make = Effect.gen(function*() {
       Effect.flatMap((first) => first ? Effect.logWarning(message) : Effect.void)
     )
 
-  const loadSource = (path: string) =>
+  const readSource = (path: string) =>
     store.load(path).pipe(
       Effect.tap((file) =>
         !file.exists && path === authFile
@@ -69,6 +72,32 @@ export const make = Effect.gen(function*() {
           : Effect.void
       )
     )
+
+  /**
+   * Each file is read once per resolver (one command), however many requests ask: a pipe
+   * (`REGISTRY_AUTH_FILE=<(…)`) can be read only once. Concurrent lookups share one read; the
+   * own store is read again after this process wrote it (login, then the shadowing check).
+   */
+  const reads = new Map<string, { readonly revision: number; readonly done: Deferred.Deferred<AuthFile.AuthFile, AuthFileError> }>()
+  const loadSource = (path: string): Effect.Effect<AuthFile.AuthFile, AuthFileError> =>
+    Effect.gen(function*() {
+      const revision = path === store.path ? yield* store.revision : 0
+      const hit = reads.get(path)
+      if (hit !== undefined && hit.revision === revision) {
+        const exit = yield* Effect.exit(Deferred.await(hit.done))
+        // The reader was interrupted before it finished: read it here instead.
+        return yield* Exit.isInterrupted(exit) ? loadSource(path) : exit
+      }
+      const entry = { revision, done: Deferred.unsafeMake<AuthFile.AuthFile, AuthFileError>(FiberId.none) }
+      reads.set(path, entry)
+      return yield* readSource(path).pipe(
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            if (Exit.isInterrupted(exit) && reads.get(path) === entry) reads.delete(path)
+          }).pipe(Effect.zipRight(Deferred.done(entry.done, exit)))
+        )
+      )
+    })
 
   const sources = Effect.forEach(authFile === undefined ? [store.path] : [authFile, store.path], loadSource)
 

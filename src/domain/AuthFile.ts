@@ -99,8 +99,32 @@ const entryState = (value: unknown): EntryState => {
 const stringRecord = (u: unknown): Record<string, string> =>
   isObject(u) ? Object.fromEntries(Object.entries(u).filter((kv): kv is [string, string] => typeof kv[1] === "string")) : {}
 
+/**
+ * How deep a document may nest. Real auth files nest four levels; a deeper one (an unknown field
+ * nested 100 000 levels) is refused before it is parsed: writing it back would exhaust the stack.
+ */
+export const maxDepth = 64
+
+/** Whether a JSON text nests arrays and objects deeper than `limit`, told without parsing it. */
+const nestsDeeperThan = (text: string, limit: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // a backslash: the next character is escaped
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return false
+}
+
 export const parse = (path: string, text: string): Either.Either<AuthFile, string> => {
   if (text.trim() === "") return Either.right(empty(path, true))
+  if (nestsDeeperThan(text, maxDepth)) return Either.left(`it nests deeper than ${maxDepth} levels, which no auth file needs`)
   let json: unknown
   try {
     json = JSON.parse(text)

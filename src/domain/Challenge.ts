@@ -2,6 +2,7 @@
  * `WWW-Authenticate` challenges (RFC 7235 §4.1, [P2]): several per header line, parameters as
  * tokens or quoted strings (which may hold commas, spaces and `\` escapes).
  */
+import * as Either from "effect/Either"
 
 export interface Challenge {
   /** Lower-cased auth scheme, e.g. `bearer`, `basic`. */
@@ -92,4 +93,34 @@ export const preferred = (challenges: ReadonlyArray<Challenge>): Challenge | und
 export const format = (challenge: Challenge): string => {
   const params = Object.entries(challenge.params).map(([k, v]) => `${k}="${v.replace(/(["\\])/g, "\\$1")}"`)
   return params.length === 0 ? challenge.scheme : `${challenge.scheme} ${params.join(",")}`
+}
+
+/** A server's text in a message: on one line, control characters escaped, at most `max` characters. */
+export const quote = (text: string, max = 200): string => {
+  const cut = text.length > max ? `${text.slice(0, max)}…` : text
+  return JSON.stringify(cut).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+}
+
+/**
+ * The token endpoint of a Bearer challenge ([P2]): its `realm`, resolved against the origin the
+ * challenge came from (realms may be relative). Only http and https are token endpoints; a realm
+ * that is missing, not a URL, or of another scheme (`file:`, `ftp:`) is the reason returned.
+ * Whether plain http may be used is the caller's rule ([P1]).
+ */
+export const realmUrl = (challenge: Challenge, base: string): Either.Either<URL, string> => {
+  const realm = challenge.params["realm"]
+  if (realm === undefined || realm === "") return Either.left("its Bearer challenge names no realm (token server)")
+  let url: URL
+  try {
+    url = new URL(realm, base)
+  } catch {
+    return Either.left(`its Bearer challenge names a realm that is not a URL: ${quote(realm, 100)}`)
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    return Either.left(`its Bearer challenge names a realm with the scheme ${quote(url.protocol.slice(0, -1), 20)}; a token server is reached over https (or http)`)
+  }
+  if (url.username !== "" || url.password !== "") {
+    return Either.left("its Bearer challenge names a realm with a user name or password in it")
+  }
+  return Either.right(url)
 }

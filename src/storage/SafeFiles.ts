@@ -36,35 +36,91 @@ export interface LockOptions {
 }
 
 /**
- * Runs `body` holding `lockPath`, created exclusively with a token unique to this holder. A
- * stale lock is broken; the lock is removed only while it is still ours (it may have been broken
- * as stale meanwhile). Waiting between attempts is interruptible.
+ * Runs `body` holding `lockPath`, a file created exclusively holding a token unique to this
+ * holder. The lock is released however `body` ends; a lock file that could not be written in
+ * full (a full disk) is removed at once, so it never makes the next writer wait.
+ *
+ * A lock older than `staleAfter` is taken to be left by a crashed process and broken, without a
+ * check-then-act race: breakers take turns under `<lock>.break`, check again there, and move
+ * the lock aside before removing it; if what they moved is not the lock they judged stale (its
+ * holder let go and another took it meanwhile), they put it back. Releasing moves the lock aside
+ * the same way and removes it only when it still holds this holder's token. Waiting between
+ * attempts is interruptible.
  */
 export const withLockFile = (fs: FileSystem.FileSystem, lockPath: string, options: LockOptions) => {
   const staleAfter = Duration.toMillis(options.staleAfter)
-  const attempt = Effect.suspend(() => {
-    const token = `${process.pid} ${randomName()}\n`
-    return fs.writeFileString(lockPath, token, { flag: "wx", mode: 0o600 }).pipe(
-      Effect.as(token),
+  const breakPath = `${lockPath}.break`
+  const newToken = () => `${process.pid} ${randomName()}\n`
+
+  /** Creates `file` holding `token`, or fails (AlreadyExists when another holds it); never leaves it half made. */
+  const create = (file: string, token: string) =>
+    Effect.scoped(
+      fs.open(file, { flag: "wx", mode: 0o600 }).pipe(
+        Effect.flatMap((handle) =>
+          handle.writeAll(new TextEncoder().encode(token)).pipe(
+            Effect.tapError(() => Effect.ignore(fs.remove(file, { force: true })))
+          )
+        )
+      )
+    )
+
+  /** Removes `file` only if it still holds `token`; anything else found there is put back. */
+  const removeIfHolds = (file: string, token: string) =>
+    Effect.gen(function*() {
+      const aside = `${file}.${randomName()}.old`
+      const moved = yield* fs.rename(file, aside).pipe(Effect.as(true), Effect.catchIf(isNotFound, () => Effect.succeed(false)))
+      if (!moved) return
+      const found = yield* fs.readFileString(aside).pipe(Effect.orElseSucceed(() => undefined))
+      if (found !== token) yield* Effect.ignore(fs.link(aside, file))
+      yield* fs.remove(aside, { force: true })
+    }).pipe(Effect.ignore)
+
+  const isStale = (file: string) =>
+    fs.stat(file).pipe(
+      Effect.map((info) => Date.now() - (info.mtime._tag === "Some" ? info.mtime.value.getTime() : 0) > staleAfter),
+      Effect.catchIf(isNotFound, () => Effect.succeed(false))
+    )
+
+  /** What a stale `file` holds, read before judging it, so the judgement is about that very file. */
+  const staleContent = (file: string) =>
+    Effect.gen(function*() {
+      const content = yield* fs.readFileString(file).pipe(
+        Effect.map((text): string | undefined => text),
+        Effect.catchIf(isNotFound, () => Effect.succeed(undefined))
+      )
+      return content !== undefined && (yield* isStale(file)) ? content : undefined
+    })
+
+  /** Breaks `lockPath` if it is stale; one breaker at a time. */
+  const breakIfStale = Effect.gen(function*() {
+    if (!(yield* isStale(lockPath))) return
+    const turn = newToken()
+    const ours = yield* create(breakPath, turn).pipe(
+      Effect.as(true),
       Effect.catchIf(isAlreadyExists, () =>
-        fs.stat(lockPath).pipe(
-          Effect.flatMap((info) => {
-            const age = Date.now() - (info.mtime._tag === "Some" ? info.mtime.value.getTime() : 0)
-            return age > staleAfter ? fs.remove(lockPath, { force: true }) : Effect.void
-          }),
-          Effect.catchIf(isNotFound, () => Effect.void),
-          Effect.zipRight(Effect.fail("busy" as const))
+        // A breaker that crashed in its turn (a matter of milliseconds) left this behind.
+        staleContent(breakPath).pipe(
+          Effect.flatMap((left) => left === undefined ? Effect.void : removeIfHolds(breakPath, left)),
+          Effect.as(false)
         ))
     )
-  })
-  const unlock = (token: string) =>
-    fs.readFileString(lockPath).pipe(
-      Effect.flatMap((text) => text === token ? fs.remove(lockPath, { force: true }) : Effect.void),
-      Effect.ignore
+    if (!ours) return
+    yield* staleContent(lockPath).pipe(
+      Effect.flatMap((content) => content === undefined ? Effect.void : removeIfHolds(lockPath, content)),
+      Effect.ensuring(removeIfHolds(breakPath, turn))
     )
+  })
+
+  const attempt = Effect.suspend(() => {
+    const token = newToken()
+    return create(lockPath, token).pipe(
+      Effect.as(token),
+      Effect.catchIf(isAlreadyExists, () => breakIfStale.pipe(Effect.zipRight(Effect.fail("busy" as const))))
+    )
+  })
   return <A, E, R>(body: Effect.Effect<A, E, R>): Effect.Effect<A, E | LockFailed, R> =>
     Effect.scoped(Effect.gen(function*() {
-      yield* Effect.acquireRelease(attempt, unlock).pipe(
+      yield* Effect.acquireRelease(attempt, (token) => removeIfHolds(lockPath, token)).pipe(
         Effect.retry({
           while: (e) => e === "busy",
           schedule: Schedule.jittered(Schedule.spaced("20 millis")).pipe(Schedule.upTo(options.timeout))
