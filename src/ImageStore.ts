@@ -54,13 +54,23 @@ export interface Layout {
    * fine (same content by definition).
    */
   readonly commitBlob: (tempPath: string, digest: string) => Effect.Effect<void, ImageStoreError>
-  /** Stores small content (manifests, configs) under its sha256 digest; returns the digest. */
-  readonly writeBlob: (bytes: Uint8Array) => Effect.Effect<string, ImageStoreError>
+  /**
+   * Stores small content (manifests, configs) under its digest in `algorithm` (default sha256, the
+   * one a manifest fetched by a `sha512:` digest is not stored under, [H1]); returns the digest.
+   */
+  readonly writeBlob: (bytes: Uint8Array, algorithm?: Digest.Algorithm) => Effect.Effect<string, ImageStoreError>
   /** Reads a small blob whole (capped, default 4 MiB) and checks it against its digest. */
   readonly readBlob: (digest: string, maxBytes?: number) => Effect.Effect<Uint8Array, ImageStoreError>
   /** Streams a blob of any size from disk (nothing buffers it whole). */
   readonly streamBlob: (digest: string) => Stream.Stream<Uint8Array, ImageStoreError>
   readonly blobSize: (digest: string) => Effect.Effect<number, ImageStoreError>
+  /**
+   * The file of a blob about to be sent or read whole, checked first: there, a regular file and
+   * not a symbolic link (what a link points at is not the layout's, and may be short, endless or
+   * change), and of exactly `size` bytes when a size is given. Each failure is an ImageStoreError
+   * naming the blob and the layout.
+   */
+  readonly blobFile: (digest: string, size?: number) => Effect.Effect<string, ImageStoreError>
   /**
    * Records a top-level manifest in index.json with `org.opencontainers.image.ref.name` = tag
    * (when there is one) and `io.containerd.image.name` = full reference. An entry with the same
@@ -201,6 +211,32 @@ export const make = (options: Options = {}) =>
         return Number(info.size)
       })
 
+      const blobFile = Effect.fn("ImageStore.blobFile")(function*(digest: string, size?: number) {
+        const { digest: parsed, file } = yield* resolve(digest)
+        const where = `blob ${digest} (${path.relative(root, file)})`
+        const info = yield* statBlob(file)
+        if (info === undefined) return yield* ImageStoreError.of(root, `${where} is not in the layout`)
+        // A link anywhere below blobs/ resolves elsewhere: compare with where the blob should be.
+        const real = fs.realPath(file).pipe(Effect.mapError(fail(file, "cannot resolve the blob's path")))
+        const home = fs.realPath(blobsDir).pipe(Effect.mapError(fail(blobsDir, "cannot resolve the path")))
+        const target = yield* real
+        if (target !== path.join(yield* home, parsed.algorithm, parsed.hex)) {
+          return yield* ImageStoreError.of(
+            root,
+            `${where} is a symbolic link (to ${Digest.quote(target, 200)}); a layout's blobs must be regular files inside it`,
+            "replace the link with a copy of the file it points to"
+          )
+        }
+        if (info.type !== "File") return yield* ImageStoreError.of(root, `${where} is not a regular file`)
+        if (size !== undefined && Number(info.size) !== size) {
+          return yield* ImageStoreError.of(
+            root,
+            `${where} is ${Number(info.size)} bytes, but its descriptor says ${size}; the layout is damaged`
+          )
+        }
+        return file
+      })
+
       const tempBlob: Effect.Effect<string, ImageStoreError, Scope.Scope> = Effect.acquireRelease(
         Effect.suspend(() => {
           const file = path.join(tempDir, `blob-${randomName()}`)
@@ -233,8 +269,8 @@ export const make = (options: Options = {}) =>
         )
       })
 
-      const writeBlob = Effect.fn("ImageStore.writeBlob")(function*(bytes: Uint8Array) {
-        const digest = Digest.format(Digest.of(bytes))
+      const writeBlob = Effect.fn("ImageStore.writeBlob")(function*(bytes: Uint8Array, algorithm: Digest.Algorithm = "sha256") {
+        const digest = Digest.format(Digest.of(bytes, algorithm))
         if (yield* hasBlob(digest, bytes.length)) return digest
         yield* Effect.scoped(Effect.gen(function*() {
           const temp = yield* tempBlob
@@ -389,6 +425,7 @@ export const make = (options: Options = {}) =>
         readBlob,
         streamBlob,
         blobSize,
+        blobFile,
         record,
         entries,
         find

@@ -11,13 +11,14 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { CredentialResolver } from "./CredentialResolver.js"
 import * as Bytes from "./domain/Bytes.js"
 import * as Challenge from "./domain/Challenge.js"
 import * as Credential from "./domain/Credential.js"
 import * as Digest from "./domain/Digest.js"
-import { DigestMismatch, NotFound, RegistryDenied, RegistryUnavailable } from "./domain/Errors.js"
+import { DigestMismatch, NotFound, RegistryDenied, RegistryUnavailable, UsageError } from "./domain/Errors.js"
 import * as Manifest from "./domain/Manifest.js"
 import * as Auth from "./registry/Auth.js"
 import * as Body from "./registry/Body.js"
@@ -78,8 +79,15 @@ export interface RegistryClientService {
     mountFrom?: string
   ) => Effect.Effect<UploadOutcome, Error>
   readonly putManifest: (repo: Repository, reference: string, bytes: Uint8Array, mediaType: string) => Effect.Effect<void, Error>
-  /** Every tag, following `Link` pagination ([P9]). */
-  readonly listTags: (repo: Repository) => Effect.Effect<ReadonlyArray<string>, Error>
+  /**
+   * Every tag, following `Link` pagination ([P9]); a `Link` that repeats a page or leads to
+   * another host fails ([H3]). `onPage`, when given, has each page's tags as they come, so a
+   * caller can show what was listed before such a failure.
+   */
+  readonly listTags: (
+    repo: Repository,
+    onPage?: (tags: ReadonlyArray<string>) => Effect.Effect<void>
+  ) => Effect.Effect<ReadonlyArray<string>, Error>
 }
 
 export class RegistryClient extends Context.Tag("microagent/RegistryClient")<RegistryClient, RegistryClientService>() {}
@@ -88,19 +96,8 @@ export interface Options {
   readonly transport?: Transport.Options
 }
 
-/** The registry's own words (`{"errors":[{code,message}]}`), capped, when it said any. */
-const registryMessage = (response: HttpClientResponse.HttpClientResponse) =>
-  response.text.pipe(
-    Effect.map((text) => {
-      try {
-        const first = (JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> }).errors?.[0]
-        return first ? `: ${[first.code, first.message].filter(Boolean).join(" ")}`.slice(0, 300) : ""
-      } catch {
-        return ""
-      }
-    }),
-    Effect.orElseSucceed(() => "")
-  )
+/** The registry's own words, capped and on one line ([§5]); already redacted by Auth ([H2]). */
+const registryMessage = Transport.registryMessage
 
 const unexpected = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>
   registryMessage(response).pipe(
@@ -122,14 +119,45 @@ const push = (repository: string, mountFrom?: string): ReadonlyArray<Auth.Scope>
   ...(mountFrom ? [{ repository: mountFrom, actions: ["pull"] as const }] : [])
 ]
 
-const mismatch = (expected: string, actual: string, what: string) =>
-  new DigestMismatch({ expected, actual, message: `${what}: digest mismatch, expected ${expected}, got ${actual}; nothing was stored` })
+const mismatch = (expected: string, actual: string, what: string, registry?: string) =>
+  new DigestMismatch({
+    expected,
+    actual,
+    message: `${what}${registry === undefined ? "" : ` from ${registry}`}: digest mismatch, expected ${expected}, got ${actual}; nothing was stored`
+  })
+
+/**
+ * A DigestMismatch of content from `registry`, its message saying where the content came from
+ * (once, however often this is applied).
+ */
+export const fromRegistry = (registry: string) => (e: DigestMismatch): DigestMismatch =>
+  e.message.includes(registry) ? e : new DigestMismatch({
+    expected: e.expected,
+    actual: e.actual,
+    message: `${e.message} (served by ${registry})`,
+    ...(e.hint === undefined ? {} : { hint: e.hint })
+  })
+
+/**
+ * What a registry served and microagent refuses (too large, ambiguous, not a manifest, nested too
+ * deep): the registry answered, so the message never calls it unavailable. `reason` is the kind,
+ * for callers; the message says what and why.
+ */
+export const refusedContent = (
+  registry: string,
+  what: string,
+  reason: "too-large" | "ambiguous" | "invalid" | "bad-digest" | "too-deep",
+  why: string
+) => new RegistryUnavailable({ registry, reason, message: `${what} from ${registry} is refused: ${why}` })
 
 export const make = (options: Options = {}) =>
   Effect.gen(function*() {
     const resolver = yield* CredentialResolver
     const transport = yield* Transport.make(yield* HttpClient.HttpClient, yield* TlsPolicy, options.transport)
-    const auth = Auth.make(transport, resolver)
+    // One redactor for every credential and token this client uses: whatever a registry echoes
+    // back of them is cut from the errors it causes (issue 15, item 5).
+    const secrets = Credential.makeRedactor()
+    const auth = Auth.make(transport, resolver, secrets)
 
     const checkLogin = Effect.fn("RegistryClient.checkLogin")(function*(
       registry: string,
@@ -149,7 +177,7 @@ export const make = (options: Options = {}) =>
         identityToken: undefined,
         source: { file: "the login command", key: registry }
       }
-      const once = Auth.make(transport, { ...resolver, resolve: () => Effect.succeed(credential) })
+      const once = Auth.make(transport, { ...resolver, resolve: () => Effect.succeed(credential) }, secrets)
       const response = yield* once.call(registry, [], { method: "GET", url: "/v2/" }).pipe(
         Effect.catchTags({
           RegistryDenied: () =>
@@ -165,7 +193,12 @@ export const make = (options: Options = {}) =>
     })
 
     const getManifest = Effect.fn("RegistryClient.getManifest")(function*(repo: Repository, reference: string) {
-      const what = `manifest ${repo.repository}:${reference}`
+      const what = `manifest ${repo.repository}${reference.includes(":") ? "@" : ":"}${reference}`
+      // [H1] The algorithm a digest names is the one that verifies it; a tag's bytes hash as sha256.
+      const named = reference.includes(":") ? Digest.parse(reference) : undefined
+      if (named !== undefined && Either.isLeft(named)) {
+        return yield* new UsageError({ message: `cannot fetch ${what} from ${repo.registry}: ${named.left}` })
+      }
       const response = yield* auth.call(repo.registry, pull(repo.repository), {
         method: "GET",
         url: `/v2/${repo.repository}/manifests/${reference}`,
@@ -174,20 +207,34 @@ export const make = (options: Options = {}) =>
       if (response.status === 404) return yield* notFound(repo.registry, what, response)
       if (response.status !== 200) return yield* unexpected(repo.registry, what, response)
       const bytes = yield* response.stream.pipe(
-        Stream.mapError((e) => e.message),
-        Bytes.collectUpTo(Manifest.maxBytes, () => `larger than the ${Manifest.maxBytes / 1024 / 1024} MiB cap`),
-        Effect.mapError((reason) => RegistryUnavailable.of(repo.registry, `${what}: ${reason}`))
+        Stream.mapError((e) => RegistryUnavailable.of(repo.registry, `${what}: ${e.message}`)),
+        Bytes.collectUpTo(
+          Manifest.maxBytes,
+          () => refusedContent(repo.registry, what, "too-large", `it is larger than the ${Manifest.maxBytes / 1024 / 1024} MiB cap for manifests`)
+        )
       )
-      const digest = Digest.format(Digest.of(bytes))
-      if (reference.includes(":") && reference !== digest) return yield* mismatch(reference, digest, what)
+      const digest = Digest.format(Digest.of(bytes, named?.right.algorithm ?? "sha256"))
+      if (named !== undefined && reference !== digest) return yield* mismatch(reference, digest, what, repo.registry)
       const served = response.headers["docker-content-digest"]
-      if (served?.startsWith("sha256:") && served !== digest) return yield* mismatch(served, digest, `${what} (Docker-Content-Digest)`)
-      const contentType = response.headers["content-type"]
-      const manifest = yield* Either.mapLeft(
-        Manifest.parse(bytes, contentType),
-        (reason) => RegistryUnavailable.of(repo.registry, `${what}: ${reason}`)
-      )
-      return { bytes, digest, manifest, mediaType: manifest.mediaType }
+      if (served !== undefined) {
+        const check = Digest.verify(bytes, served)
+        if (Either.isLeft(check)) {
+          return yield* refusedContent(repo.registry, what, "bad-digest", `its Docker-Content-Digest header is unusable: ${check.left}`)
+        }
+        if (!check.right.matches) return yield* mismatch(served, check.right.actual, `${what} (Docker-Content-Digest)`, repo.registry)
+      }
+      const manifest = Manifest.decode(bytes, response.headers["content-type"])
+      if (Either.isLeft(manifest)) {
+        const refusal = manifest.left
+        return yield* refusal._tag === "BadDigest"
+          ? new DigestMismatch({
+            expected: refusal.digest,
+            actual: "not a digest",
+            message: `${what} from ${repo.registry} is refused: ${refusal.reason}; nothing was stored`
+          })
+          : refusedContent(repo.registry, what, refusal._tag === "Ambiguous" ? "ambiguous" : "invalid", refusal.reason)
+      }
+      return { bytes, digest, manifest: manifest.right, mediaType: manifest.right.mediaType }
     })
 
     const blobInto = Effect.fn("RegistryClient.blobInto")(function*(
@@ -341,24 +388,91 @@ export const make = (options: Options = {}) =>
       yield* Transport.drain(response)
     })
 
-    const listTags = Effect.fn("RegistryClient.listTags")(function*(repo: Repository) {
+    /**
+     * Every tag, page by page ([P9]), each page read up to 4 MiB ([H2]). Pagination stops with
+     * an error, after `onPage` has had the pages listed so far, on a `Link` that repeats a page
+     * already asked for or leads off the registry (its credentials are never sent there) ([H3]).
+     */
+    const listTags = Effect.fn("RegistryClient.listTags")(function*(
+      repo: Repository,
+      onPage?: (tags: ReadonlyArray<string>) => Effect.Effect<void>
+    ) {
+      const what = `tags of ${repo.repository}`
+      const home = (yield* transport.ping(repo.registry)).origin
+      const stop = (why: string) => RegistryUnavailable.of(repo.registry, `${what}: ${why}`)
       const tags: Array<string> = []
-      let url: string | undefined = `/v2/${repo.repository}/tags/list?n=100`
-      for (let page = 0; url !== undefined && page < 10_000; page++) {
-        const response: HttpClientResponse.HttpClientResponse = yield* auth.call(repo.registry, pull(repo.repository), { method: "GET", url })
-        if (response.status === 404) return yield* notFound(repo.registry, `repository ${repo.repository}`, response)
-        if (response.status !== 200) return yield* unexpected(repo.registry, `tags of ${repo.repository}`, response)
-        const body = (yield* response.json.pipe(Effect.orElseSucceed(() => ({})))) as { tags?: unknown }
-        if (Array.isArray(body.tags)) tags.push(...body.tags.filter((t): t is string => typeof t === "string"))
+      const asked = new Set<string>()
+      let url = new URL(`/v2/${repo.repository}/tags/list?n=100`, home)
+      while (true) {
+        asked.add(url.href)
+        const response: HttpClientResponse.HttpClientResponse = yield* auth.call(repo.registry, pull(repo.repository), {
+          method: "GET",
+          url: url.href
+        })
+        if (response.status === 404) {
+          const said = yield* Transport.registryMessage(response)
+          return yield* new NotFound({
+            registry: repo.registry,
+            what: `repository ${repo.repository}`,
+            message: `repository ${repo.repository} not found on ${repo.registry}${said}`
+          })
+        }
+        if (response.status !== 200) {
+          const said = yield* Transport.registryMessage(response)
+          // Every request is retried on these statuses, so one seen here is the last of them ([P7]).
+          const tries = Transport.retryable.has(response.status) ? ` (after ${Transport.maxAttempts} attempts)` : ""
+          return yield* RegistryUnavailable.of(repo.registry, `${what} answered HTTP ${response.status}${said}${tries}`)
+        }
+        const bytes = yield* Transport.readCapped(repo.registry, response, Transport.maxPage, `${what}: a page`)
+        const page = yield* Either.mapLeft(decodeTagPage(new TextDecoder().decode(bytes)), () => stop("the registry sent a page that is not a tag list"))
+        tags.push(...page.tags ?? [])
+        if (onPage !== undefined && (page.tags ?? []).length > 0) yield* onPage(page.tags ?? [])
         // Followed verbatim: some registries' `next` is opaque ([P9]).
         const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers["link"] ?? "")?.[1]
-        url = next === undefined ? undefined : new URL(next, response.request.url).toString()
+        if (next === undefined) return tags
+        const target = nextPage(next, response.request.url)
+        if (target === undefined) return yield* stop(`its next page (${Transport.oneLine(next, 100)}) is not a URL`)
+        if (target.origin !== home) {
+          return yield* stop(`its next page is on another host (${Transport.oneLine(target.origin, 100)}); not followed, so no credential goes there`)
+        }
+        if (asked.has(target.href)) {
+          return yield* stop(`its next page repeats ${Transport.oneLine(target.pathname + target.search, 100)}, a page already listed; stopped after ${asked.size} pages`)
+        }
+        if (asked.size >= maxTagPages) return yield* stop(`more than ${maxTagPages} pages; stopped`)
+        url = target
       }
-      return tags
     })
 
-    return RegistryClient.of({ checkLogin, getManifest, blob, blobInto, uploadBlob, putManifest, listTags })
+    // Messages built from headers (Location, Link, Docker-Content-Digest) are redacted here too.
+    const redacted = <A extends ReadonlyArray<unknown>, B, E>(method: (...args: A) => Effect.Effect<B, E>) =>
+    (...args: A) => Effect.mapError(method(...args), auth.redactError)
+    return RegistryClient.of({
+      checkLogin: redacted(checkLogin),
+      getManifest: redacted(getManifest),
+      blob: (...args) => Stream.mapError(blob(...args), auth.redactError),
+      blobInto: redacted(blobInto),
+      uploadBlob: redacted(uploadBlob),
+      putManifest: redacted(putManifest),
+      listTags: redacted(listTags)
+    })
   })
+
+/** A page of a tag list: `tags` may be `null` or missing on an empty repository. */
+const decodeTagPage = Schema.decodeUnknownEither(Schema.parseJson(Schema.Struct({
+  tags: Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
+})))
+
+/** A `Link` target resolved against the page that carried it; `undefined` when it is no URL. */
+const nextPage = (link: string, base: string): URL | undefined => {
+  try {
+    return new URL(link, base)
+  } catch {
+    return undefined
+  }
+}
+
+/** 100 tags a page: a million tags, far more than any repository has, before pagination gives up. */
+const maxTagPages = 10_000
 
 /**
  * Needs an HttpClient (`NodeHttp.layer` is the CLI's and the fastest; any other works), a

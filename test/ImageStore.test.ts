@@ -504,4 +504,46 @@ describe("ImageStore", () => {
         yield* layout.record(b, { reference: "ghcr.io/me/tool:edge", tag: "edge" })
         assert.strictEqual((yield* layout.find("edge")).digest, b.digest, "by tag when it is unique")
       })))
+  it.live("[P6] blobFile: a blob about to be sent is a regular file of its descriptor's size, never a link; each refusal names the blob and the layout", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const root = join(home, "out")
+        const layout = yield* store.open(root)
+        const bytes = encode({ layer: "bytes" })
+        const digest = yield* layout.writeBlob(bytes)
+        const file = yield* layout.blobPath(digest)
+        assert.strictEqual(yield* layout.blobFile(digest, bytes.length), file)
+
+        const short = yield* Effect.flip(layout.blobFile(digest, bytes.length + 10))
+        assert.strictEqual(short._tag, "ImageStoreError")
+        for (const part of [root, digest, `${bytes.length} bytes`, `says ${bytes.length + 10}`]) assert.include(short.message, part)
+
+        const missing = sha256(encode("missing"))
+        const absent = yield* Effect.flip(layout.blobFile(missing, 1))
+        for (const part of [root, missing, "is not in the layout"]) assert.include(absent.message, part)
+
+        // A link, to a copy of the right bytes or to a short file, is refused all the same.
+        const elsewhere = join(home, "elsewhere")
+        for (const content of [bytes, new Uint8Array(3)]) {
+          yield* fs.writeFile(elsewhere, content)
+          yield* fs.remove(file, { force: true })
+          yield* fs.symlink(elsewhere, file)
+          const linked = yield* Effect.flip(layout.blobFile(digest, bytes.length))
+          for (const part of [root, digest, "symbolic link"]) assert.include(linked.message, part)
+          yield* fs.remove(file)
+        }
+        assert.include((yield* Effect.flip(layout.blobFile("sha256:../../etc/passwd"))).message, "not a digest")
+      })))
+
+  it.live("[H1] writeBlob stores under the algorithm asked for: a sha512 manifest is kept as blobs/sha512/<hex>", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const layout = yield* store.open(join(home, "out"))
+        const bytes = encode({ schemaVersion: 2, strong: true })
+        const digest = yield* layout.writeBlob(bytes, "sha512")
+        assert.strictEqual(digest, Digest.format(Digest.of(bytes, "sha512")))
+        assert.deepStrictEqual(yield* layout.readBlob(digest), bytes)
+        assert.isTrue((yield* layout.blobPath(digest)).endsWith(join("blobs", "sha512", digest.slice("sha512:".length))))
+      })))
 })

@@ -3,66 +3,22 @@
  * retries running out ([P7]), https→http redirects refused ([P3]), and the OAuth2 refresh
  * falling back to GET with an `access_token`-only answer ([P2]).
  */
-import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import { createHash, randomBytes } from "node:crypto"
-import { CredentialResolver } from "../src/CredentialResolver.js"
 import * as Credential from "../src/domain/Credential.js"
 import * as Manifest from "../src/domain/Manifest.js"
-import * as TlsPolicy from "../src/registry/TlsPolicy.js"
 import * as RC from "../src/RegistryClient.js"
+import { fake, withClient } from "./support/fakeClient.js"
 
 const HOST = "registry.example.com"
 const repo: RC.Repository = { registry: HOST, repository: "team/app" }
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`
 
-interface Seen {
-  readonly method: string
-  readonly url: URL
-  readonly headers: Readonly<Record<string, string>>
-}
 
-/** A registry whose every answer, the ping included, comes from `route`. */
-const fake = (route: (request: Seen, index: number) => Response) => {
-  const seen: Array<Seen> = []
-  const client = HttpClient.make((request: HttpClientRequest.HttpClientRequest, url: URL) =>
-    Effect.sync(() => {
-      const entry = { method: request.method, url, headers: request.headers }
-      seen.push(entry)
-      return HttpClientResponse.fromWeb(request, route(entry, seen.length - 1))
-    })
-  )
-  return { client, seen }
-}
-
-const resolverOf = (resolved: Credential.Resolved) =>
-  Layer.succeed(CredentialResolver, {
-    authFile: undefined,
-    resolve: () => Effect.succeed(resolved),
-    shadowing: () => Effect.succeed(Option.none()),
-    list: Effect.succeed([])
-  })
-
-const withClient = <A, E>(
-  client: HttpClient.HttpClient,
-  f: (rc: RC.RegistryClientService) => Effect.Effect<A, E>,
-  resolved: Credential.Resolved = Credential.anonymous
-) =>
-  Effect.flatMap(RC.RegistryClient, f).pipe(
-    Effect.provide(
-      RC.layerWith({ transport: { retryBase: "1 millis" } }).pipe(
-        Layer.provide(Layer.mergeAll(TlsPolicy.layerDefault, resolverOf(resolved), Layer.succeed(HttpClient.HttpClient, client)))
-      )
-    )
-  )
 
 const ok = () => new Response("{}", { status: 200 })
 

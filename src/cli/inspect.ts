@@ -14,12 +14,12 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { NotFound, RegistryUnavailable, UsageError } from "../domain/Errors.js"
+import { NotFound, UsageError } from "../domain/Errors.js"
 import * as Bytes from "../domain/Bytes.js"
 import * as Manifest from "../domain/Manifest.js"
 import * as Platform from "../domain/Platform.js"
 import * as Reference from "../domain/Reference.js"
-import { type FetchedManifest, RegistryClient, type Repository } from "../RegistryClient.js"
+import { type FetchedManifest, fromRegistry, refusedContent, RegistryClient, type Repository } from "../RegistryClient.js"
 import * as CliArgs from "./args.js"
 import { allowInsecure, insecureOption } from "./insecure.js"
 import { Stdio } from "./Stdio.js"
@@ -37,9 +37,12 @@ const imageConfigTypes: ReadonlyArray<string> = [Manifest.MediaType.OciConfig, "
 const configBytes = (repo: Repository, descriptor: Manifest.Descriptor) =>
   Effect.gen(function*() {
     const what = `config blob ${descriptor.digest}`
-    const tooLarge = RegistryUnavailable.of(repo.registry, `${what}: larger than the ${maxConfigBytes / 1024 / 1024} MiB cap`)
+    const tooLarge = refusedContent(repo.registry, what, "too-large", `it is larger than the ${maxConfigBytes / 1024 / 1024} MiB cap for configs`)
     if (descriptor.size > maxConfigBytes) return yield* tooLarge
-    return yield* (yield* RegistryClient).blob(repo, descriptor).pipe(Bytes.collectUpTo(maxConfigBytes, () => tooLarge))
+    return yield* (yield* RegistryClient).blob(repo, descriptor).pipe(
+      Bytes.collectUpTo(maxConfigBytes, () => tooLarge),
+      Effect.mapError((e) => e._tag === "DigestMismatch" ? fromRegistry(repo.registry)(e) : e)
+    )
   })
 
 const Strings = Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
@@ -123,7 +126,13 @@ const configJson = (repo: Repository, descriptor: Manifest.Descriptor) =>
     const bytes = yield* configBytes(repo, descriptor)
     const config = yield* Either.mapLeft(
       decodeConfig(new TextDecoder().decode(bytes)),
-      (e) => RegistryUnavailable.of(repo.registry, `config blob ${descriptor.digest} is not an image config: ${ParseResult.TreeFormatter.formatErrorSync(e)}`)
+      (e) =>
+        refusedContent(
+          repo.registry,
+          `config blob ${descriptor.digest}`,
+          "invalid",
+          `it is not an image config: ${ParseResult.TreeFormatter.formatErrorSync(e)}`
+        )
     )
     const run = config.config ?? undefined
     return defined({

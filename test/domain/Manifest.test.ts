@@ -150,3 +150,88 @@ describe("Manifest", () => {
     expect(Manifest.maxBytes).toBe(4 * 1024 * 1024)
   })
 })
+
+describe("Manifest: one digest, one meaning (CVE-2021-41190, as containers/image's ValidateUnambiguousManifestFormat)", () => {
+  const withExtra = (body: Record<string, unknown>, field: string, value: unknown = []) => ({ ...body, [field]: value })
+
+  it.each(indexTypes)("[P4] an index (%s) with any image or schema1 field is refused as ambiguous", (mediaType) => {
+    for (const field of ["config", "layers", "fsLayers", "history"]) {
+      for (const contentType of [undefined, mediaType]) {
+        const body = withExtra(indexBody(mediaType), field, field === "config" ? descriptor(Manifest.MediaType.OciConfig, "a", 1) : [])
+        expect(refused(Manifest.parse(bytes(body), contentType)), `${field}, Content-Type ${contentType}`).toMatch(/ambiguous/)
+      }
+    }
+  })
+
+  it.each(imageTypes)("[P4] an image manifest (%s) with manifests, fsLayers or history is refused as ambiguous", (mediaType) => {
+    for (const field of ["manifests", "fsLayers", "history"]) {
+      expect(refused(Manifest.parse(bytes(withExtra(imageBody(mediaType), field)))), field).toMatch(/ambiguous/)
+    }
+  })
+
+  it("[P4] without a mediaType, a document with manifests and layers/config is refused whatever the Content-Type says", () => {
+    const both = { ...indexBody(), config: imageBody().config, layers: imageBody().layers }
+    const onlyLayers = { ...indexBody(), layers: imageBody().layers }
+    for (const contentType of [undefined, ...indexTypes, ...imageTypes, "application/json", "text/plain; charset=utf-8"]) {
+      expect(refused(Manifest.parse(bytes(both), contentType)), `Content-Type ${contentType}`).toMatch(/ambiguous/)
+      expect(refused(Manifest.parse(bytes(onlyLayers), contentType)), `Content-Type ${contentType}`).toMatch(/ambiguous/)
+    }
+  })
+
+  it("[P4] without a mediaType, the fields decide: manifests alone is an index, config and layers an image", () => {
+    expect(parsed(Manifest.parse(bytes(indexBody())))._tag).toBe("Index")
+    expect(parsed(Manifest.parse(bytes(imageBody())))._tag).toBe("Image")
+    // A Content-Type naming the other kind does not turn one into the other: it is refused.
+    for (const contentType of imageTypes) expect(refused(Manifest.parse(bytes(indexBody()), contentType))).toMatch(/ambiguous/)
+    for (const contentType of indexTypes) expect(refused(Manifest.parse(bytes(imageBody()), contentType))).toMatch(/ambiguous/)
+  })
+
+  it("[P4] a body whose own mediaType and Content-Type name different kinds is refused", () => {
+    expect(refused(Manifest.parse(bytes(indexBody(Manifest.MediaType.OciIndex)), Manifest.MediaType.OciManifest))).toMatch(/ambiguous/)
+    expect(refused(Manifest.parse(bytes(imageBody(Manifest.MediaType.DockerManifest)), Manifest.MediaType.DockerManifestList))).toMatch(/ambiguous/)
+    // Same kind, other family: the body's own type is kept.
+    expect(parsed(Manifest.parse(bytes(imageBody(Manifest.MediaType.OciManifest)), Manifest.MediaType.DockerManifest)).mediaType)
+      .toBe(Manifest.MediaType.OciManifest)
+  })
+
+  it("[P4] a key spelling a kind field in another case (read by Go's decoders, not by JSON.parse) is refused", () => {
+    for (const key of ["Layers", "MANIFESTS", "Config", "MediaType", "fslayers"]) {
+      expect(refused(Manifest.parse(bytes(withExtra(imageBody(Manifest.MediaType.OciManifest), key)))), key).toMatch(/ambiguous/)
+    }
+  })
+
+  it("[P4] a kind field that is null counts as absent, as for Go's decoder", () => {
+    expect(parsed(Manifest.parse(bytes(withExtra(imageBody(Manifest.MediaType.OciManifest), "manifests", null))))._tag).toBe("Image")
+  })
+})
+
+describe("Manifest: [H1] descriptor digests are checked when a manifest is read", () => {
+  const bad = ["sha256:../../../../etc/passwd", `sha256:${"A".repeat(64)}`, `md5:${"a".repeat(32)}`, "sha256:abc", `sha512:${"a".repeat(64)}`, "\u001b[2Jsha256:x"]
+
+  it("[H1] a config, layer or child digest that is not sha256/sha512 lower-case hex is refused as BadDigest, quoted safely", () => {
+    for (const digest of bad) {
+      const image = imageBody(Manifest.MediaType.OciManifest)
+      const cases = [
+        { ...image, config: { ...image.config, digest } },
+        { ...image, layers: [image.layers[0], { ...image.layers[1], digest }] },
+        { ...indexBody(Manifest.MediaType.OciIndex), manifests: [{ ...indexBody().manifests[0], digest }] }
+      ]
+      for (const body of cases) {
+        const result = Manifest.decode(bytes(body))
+        if (Either.isRight(result)) throw new Error(`accepted ${digest}`)
+        expect(result.left._tag, digest).toBe("BadDigest")
+        expect(result.left.reason).not.toMatch(/\u001b/)
+      }
+    }
+  })
+
+  it("[H1] sha512 descriptors are accepted", () => {
+    const image = imageBody(Manifest.MediaType.OciManifest)
+    const m = parsed(Manifest.parse(bytes({ ...image, config: { ...image.config, digest: `sha512:${"c".repeat(128)}` } })))
+    expect(m._tag === "Image" && m.config.digest).toBe(`sha512:${"c".repeat(128)}`)
+  })
+
+  it("[H3] indexes nest at most 8 levels", () => {
+    expect(Manifest.maxDepth).toBe(8)
+  })
+})
