@@ -13,7 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
 import { run } from "./cli/main.js"
-import { exitCode, report, stderrLogger, withUserConsole } from "./cli/output.js"
+import { ExitCode, exitCode, report, stderrLogger, withUserConsole } from "./cli/output.js"
 import { Stdio } from "./cli/Stdio.js"
 import * as Live from "./Live.js"
 import * as LazyHttp from "./node/LazyHttp.js"
@@ -53,6 +53,10 @@ const MainLive = Layer.mergeAll(StdioLive, CliConfig.layer({ showBuiltIns: false
   Layer.provideMerge(Logger.replace(Logger.defaultLogger, stderrLogger))
 )
 
+/** SIGTERM ends a command as SIGINT does (interrupted), but exits 143, as its sender expects. */
+let terminated = false
+process.once("SIGTERM", () => void (terminated = true))
+
 const noColor = (process.env["NO_COLOR"] ?? "") !== ""
 
 Effect.suspend(() => run(MICROAGENT_VERSION, { credentials: Live.credentials, registry: RegistryLive })(process.argv)).pipe(
@@ -65,7 +69,7 @@ Effect.suspend(() => run(MICROAGENT_VERSION, { credentials: Live.credentials, re
     // Exit once the output is flushed: kept-alive sockets would hold the event loop open,
     // which would keep a finished command alive for up to a few hundred milliseconds more.
     teardown: (exit) => {
-      const code = exitCode(exit)
+      const code = terminated && exitCode(exit) === ExitCode.interrupted ? 128 + 15 : exitCode(exit)
       process.stdout.write("", () => process.stderr.write("", () => process.exit(code)))
     }
   })
