@@ -132,3 +132,34 @@ describe("RegistryClient edges", () => {
       assert.isUndefined(toAuth[0]!.headers["authorization"], "the refresh token travels in the body, not a header")
     }))
 })
+
+describe("[H5] the first ping", () => {
+  const tagList = () => new Response(JSON.stringify({ name: "team/app", tags: ["a"] }), { status: 200, headers: { "content-type": "application/json" } })
+
+  it.live("[H5] is retried like any idempotent request: a 503 then an answer lists the tags", () => {
+    let pings = 0
+    const { client, seen } = fake((request) => {
+      if (request.url.pathname === "/v2/") return ++pings === 1 ? new Response("busy", { status: 503 }) : ok()
+      return tagList()
+    })
+    return Effect.gen(function*() {
+      assert.deepStrictEqual(yield* withClient(client, (rc) => rc.listTags(repo)), ["a"])
+      assert.strictEqual(seen.filter((s) => s.url.pathname === "/v2/").length, 2)
+    })
+  })
+
+  it.live("[H5] is never remembered when it failed: the next request pings again and succeeds", () => {
+    let healthy = false
+    const { client } = fake((request) => {
+      if (request.url.pathname === "/v2/") return healthy ? ok() : new Response("down", { status: 503 })
+      return tagList()
+    })
+    return withClient(client, (rc) =>
+      Effect.gen(function*() {
+        const first = yield* Effect.either(rc.listTags(repo))
+        assert.isTrue(first._tag === "Left")
+        healthy = true
+        assert.deepStrictEqual(yield* rc.listTags(repo), ["a"])
+      }))
+  })
+})

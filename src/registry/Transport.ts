@@ -12,8 +12,10 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
@@ -40,6 +42,8 @@ export interface Ping {
   readonly origin: string
   readonly status: number
   readonly challenge: string | undefined
+  /** The answer's `Retry-After`, for a ping answered with a retryable status. */
+  readonly retryAfter?: string | undefined
 }
 
 /** An `Authorization` value and the only origin it may be sent to ([P3]). */
@@ -172,15 +176,12 @@ export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, o
         Effect.map((response): Ping => ({
           origin: new URL(url).origin,
           status: response.status,
-          challenge: response.headers["www-authenticate"]
+          challenge: response.headers["www-authenticate"],
+          retryAfter: response.headers["retry-after"]
         }))
       )
 
-    /**
-     * `GET /v2/` once per registry and run: it picks the scheme (https, or http where allowed,
-     * [P1]) and tells which auth the registry wants ([P2]). Concurrent callers share one ping.
-     */
-    const ping = yield* Effect.cachedFunction((registry: string) => {
+    const pingOnce = (registry: string) => {
       const host = Endpoint.apiHost(registry)
       return pingAt(`https://${host}/v2/`).pipe(
         Effect.catchTag("RequestError", (error): Effect.Effect<Ping, HttpClientError.HttpClientError | RegistryUnavailable> => {
@@ -197,7 +198,50 @@ export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, o
         }),
         Effect.mapError((e) => e._tag === "RegistryUnavailable" ? e : RegistryUnavailable.of(registry, causeText(e)))
       )
-    })
+    }
+
+    /** The ping under the retry rules of every idempotent request ([H5], [P7]); TLS refusals are final. */
+    const pingRetried = (registry: string) =>
+      Effect.gen(function*() {
+        for (let attempt = 1; ; attempt++) {
+          const outcome = yield* Effect.either(pingOnce(registry))
+          const last = attempt >= maxAttempts
+          if (Either.isRight(outcome)) {
+            if (!retryable.has(outcome.right.status)) return outcome.right
+            // Still busy after every attempt: a failure, and so not remembered.
+            if (last) return yield* RegistryUnavailable.of(registry, `/v2/ answered HTTP ${outcome.right.status} (after ${attempt} attempts)`)
+            yield* pause(attempt, retryAfter(outcome.right.retryAfter, Date.now()))
+          } else {
+            const error = outcome.left
+            if (last || error.hint !== undefined) {
+              return yield* (attempt > 1 ? RegistryUnavailable.of(registry, `${error.reason} (after ${attempt} attempts)`) : error)
+            }
+            yield* pause(attempt, undefined)
+          }
+        }
+      })
+
+    /**
+     * `GET /v2/` once per registry and run: it picks the scheme (https, or http where allowed,
+     * [P1]) and tells which auth the registry wants ([P2]). Concurrent callers share one ping;
+     * only an answer is remembered, so after a failed ping the next request pings again ([H5]).
+     */
+    const answered = new Map<string, Ping>()
+    const inFlight = new Map<string, Deferred.Deferred<Ping, RegistryUnavailable>>()
+    const ping = (registry: string): Effect.Effect<Ping, RegistryUnavailable> =>
+      Effect.suspend(() => {
+        const known = answered.get(registry)
+        if (known !== undefined) return Effect.succeed(known)
+        const pending = inFlight.get(registry)
+        if (pending !== undefined) return Deferred.await(pending)
+        return Effect.flatMap(Deferred.make<Ping, RegistryUnavailable>(), (deferred) => {
+          inFlight.set(registry, deferred)
+          return pingRetried(registry).pipe(
+            Effect.tap((answer) => Effect.sync(() => answered.set(registry, answer))),
+            Effect.onExit((exit) => Effect.zipRight(Effect.sync(() => inFlight.delete(registry)), Deferred.done(deferred, exit)))
+          )
+        })
+      })
 
     /**
      * Sends a request, following redirects ([P3]) and retrying idempotent ones ([P7]).
