@@ -35,8 +35,10 @@ const valued = new Set([
  * a `--` goes in before the image, so `run app sh -c 'echo hi'` is not read as flags of microagent.
  */
 export const commandAfterImage = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
-  const at = argv.indexOf("run")
-  if (at < 2 || argv.slice(2, at).some((a) => !a.startsWith("-"))) return argv
+  // The subcommand is the first word that is no flag nor a global flag's value (--log-level debug).
+  let at = 2
+  while (at < argv.length && argv[at]!.startsWith("-")) at += argv[at] === "--log-level" ? 2 : 1
+  if (argv[at] !== "run") return argv
   for (let i = at + 1; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === "--") return argv
