@@ -17,6 +17,9 @@ import * as SafeFiles from "./storage/SafeFiles.js"
 import { AuthFileError } from "./domain/Errors.js"
 import * as Home from "./Home.js"
 
+/** Far more than any containers-auth.json holds; a bound on what a file can make microagent read. */
+const maxFileBytes = 4 * 1024 * 1024
+
 export interface AuthStoreService {
   /** microagent's own store. */
   readonly path: string
@@ -52,6 +55,19 @@ export const make = (options: Options = {}) =>
     const lockTimeout = options.lockTimeout ?? "30 seconds"
 
     const load = Effect.fn("AuthStore.load")(function*(file: string) {
+      // A bound on what a file can make microagent read: /dev/zero never ends. A pipe (a FIFO,
+      // `<(…)`) is read as it is: its writer is the user's own command, and it has no size to check.
+      const info = yield* fs.stat(file).pipe(
+        Effect.map((i): FileSystem.File.Info | undefined => i),
+        Effect.catchTag("SystemError", (e) => e.reason === "NotFound" ? Effect.succeed(undefined) : Effect.fail(e)),
+        Effect.mapError((e) => AuthFileError.of(file, `cannot read it (${SafeFiles.describe(e)})`))
+      )
+      if (info !== undefined && info.type !== "File" && info.type !== "FIFO") {
+        return yield* AuthFileError.of(file, `it is not a file but a ${info.type === "Directory" ? "folder" : "device or socket"}`)
+      }
+      if (info !== undefined && Number(info.size) > maxFileBytes) {
+        return yield* AuthFileError.of(file, `it is larger than ${maxFileBytes / 1024 / 1024} MiB, which no auth file is`)
+      }
       const text = yield* fs.readFileString(file).pipe(
         Effect.map((t): string | undefined => t),
         Effect.catchTag("SystemError", (e) => e.reason === "NotFound" ? Effect.succeed(undefined) : Effect.fail(e)),

@@ -259,6 +259,20 @@ describe("[C9] [E2] an auth file nested 100 000 levels deep", () => {
   })
 })
 
+describe("[C9] [E2] an auth file that is not one, or too large", () => {
+  it("REGISTRY_AUTH_FILE=/dev/zero (a device) and a 5 MiB file are refused unread: AuthFileError, exit 3", async () => {
+    const home = await freshHome()
+    const r = await cli(home, ["registry", "list"], { REGISTRY_AUTH_FILE: "/dev/zero" })
+    expect(r.code, show(r)).toBe(3)
+    expect(expectCleanError(r)[0]).toBe("error: cannot use auth file /dev/zero: it is not a file but a device or socket")
+    const big = path.join(await scratchDir(), "big.json")
+    await fs.writeFile(big, `{"auths":{},"padding":"${"x".repeat(5 * 1024 * 1024)}"}`)
+    const large = await cli(home, ["registry", "list"], { REGISTRY_AUTH_FILE: big })
+    expect(large.code, show(large)).toBe(3)
+    expect(expectCleanError(large)[0]).toBe(`error: cannot use auth file ${big}: it is larger than 4 MiB, which no auth file is`)
+  })
+})
+
 describe("against a real htpasswd registry", () => {
   let registry: RegistryHandle
   let image: BuiltImage
