@@ -81,7 +81,8 @@ export const login = Command.make(
           `$REGISTRY_AUTH_FILE (${shadow.value.file}) holds "${shadow.value.key}", which is used before these credentials`
         )
       }
-      yield* Console.log("Login Succeeded")
+      // Nothing was checked: saying "Login Succeeded" would claim what did not happen (issue 13).
+      yield* Console.log(check === "verified" ? "Login Succeeded" : "Credentials saved (not verified)")
       yield* Console.log(`Credentials for ${key} saved to ${store.path}`)
     })
 ).pipe(Command.withDescription("Store registry credentials, after checking them with the registry"))

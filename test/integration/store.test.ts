@@ -84,7 +84,7 @@ describe("[C2] file modes and symbolic links", () => {
     const home = await freshHome()
     const r = await login(home, "registry.example.com", "alice", "pw-alice")
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toMatch(/^Login Succeeded$/m)
+    expect(r.stdout).toMatch(/^Credentials saved \(not verified\)$/m)
     expect(r.stdout).toContain(storePath(home))
     expect(await mode(storeDir(home))).toBe(0o700)
     expect(await mode(storePath(home))).toBe(0o600)
@@ -165,7 +165,7 @@ describe("[C2] a change that changes nothing writes nothing", () => {
 
     const again = await login(home, "registry.example.com", "alice", "pw-alice")
     expect(again.code, again.stderr).toBe(0)
-    expect(again.stdout).toMatch(/^Login Succeeded$/m)
+    expect(again.stdout).toMatch(/^Credentials saved \(not verified\)$/m)
 
     const after = await fs.stat(storePath(home))
     expect(after.ino).toBe(before.ino)
