@@ -17,7 +17,14 @@ export const imageReference = (text: string) =>
 
 export const platform = (text: string) =>
   Either.match(Platform.parse(text), {
-    onLeft: (reason) => Effect.fail(new UsageError({ message: `invalid --platform: ${reason}`, hint: "e.g. linux/amd64, linux/arm64, linux/arm/v7" })),
+    onLeft: (reason) => {
+      // Platform.parse says `invalid platform "…": why`; said once, with examples once (issue 13).
+      const why = reason.replace(/^invalid platform /, "")
+      return Effect.fail(new UsageError({
+        message: `invalid --platform ${why}`,
+        ...(why.includes("e.g.") ? {} : { hint: "e.g. linux/amd64, linux/arm64, linux/arm/v7" })
+      }))
+    },
     onRight: Effect.succeed
   })
 
