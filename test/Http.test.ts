@@ -132,6 +132,26 @@ describe("[H4] the CLI's HttpClient: time-outs", () => {
       assert.isBelow(Date.now() - started, 3000)
     }))
 
+  it.scopedLive("after an upload's last byte, a registry may take several idle time-outs to answer (committing a large blob), but not forever", () =>
+    Effect.gen(function*() {
+      const put = (client: HttpClient.HttpClient, url: string) =>
+        client.execute(HttpClientRequest.put(`${url}/upload`).pipe(HttpClientRequest.bodyUint8Array(new Uint8Array(1024))))
+      // Answers 3 idle time-outs after the whole upload arrived.
+      const { url: slow } = yield* serverWith((req, res) => {
+        req.resume()
+        req.on("end", () => setTimeout(() => (res.writeHead(201), res.end()), 600))
+      })
+      const answered = yield* withTimeouts({ MICROAGENT_IDLE_TIMEOUT_MS: "200" }, (client) => put(client, slow))
+      assert.strictEqual(answered.status, 201)
+      // Never answers: given up on after ten idle time-outs.
+      const { url: silent } = yield* serverWith((req) => void req.resume())
+      const started = Date.now()
+      const error = yield* Effect.flip(withTimeouts({ MICROAGENT_IDLE_TIMEOUT_MS: "200" }, (client) => put(client, silent)))
+      assert.strictEqual(error._tag, "RequestError")
+      assert.isAtLeast(Date.now() - started, 1800)
+      assert.isBelow(Date.now() - started, 6000)
+    }))
+
   it.scopedLive("a body that stalls mid-way breaks off after the idle time-out, saying why", () =>
     Effect.gen(function*() {
       const { url } = yield* serverWith((_req, res) => {

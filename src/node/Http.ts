@@ -78,6 +78,22 @@ interface InUse {
 
 const ignore = () => {}
 
+/** When an upload's last byte went out and nothing has come back since, by request. */
+const committing = new WeakMap<object, number>()
+
+/**
+ * After the last byte of an upload, a registry may verify and store a large blob for minutes
+ * before it answers: that silence is allowed ten idle time-outs (10 min by default), not one.
+ * Downloads and answers already under way keep the idle time-out.
+ */
+const awaitingCommit = (request: NonNullable<InUse["_httpMessage"]>, limits: Timeouts): boolean => {
+  const sent = request as { readonly method?: string; readonly writableFinished?: boolean }
+  if (request.res || sent.method === "GET" || sent.method === "HEAD" || sent.writableFinished !== true) return false
+  const since = committing.get(request) ?? Date.now() - limits.idle
+  committing.set(request, since)
+  return Date.now() - since < 10 * limits.idle
+}
+
 /**
  * Arms a new socket with [H4]'s time-outs. The idle one ends the response being read with the
  * error itself (so a body cut by it says why), else the socket; the agent re-arms it whenever a
@@ -89,6 +105,7 @@ const arm = (socket: Net.Socket, host: string, limits: Timeouts, secure: boolean
     const request = (socket as InUse)._httpMessage
     // A kept-alive socket waiting in the pool: nobody to tell.
     if (!request) return void socket.destroy()
+    if (awaitingCommit(request, limits)) return void socket.setTimeout(limits.idle)
     const error = timedOut(`no data from ${host} for ${duration(limits.idle)}`)
     // The error reaches whoever waits (for the answer, or in its body); it must not also be
     // thrown by a request that nobody listens to any more.
