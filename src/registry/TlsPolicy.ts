@@ -32,10 +32,18 @@ export const make = Effect.gen(function*() {
   const cas = new Map<string, ReadonlyArray<string>>()
   for (const host of hosts) {
     const files = yield* fs.readDirectory(path.join(certsDir, host)).pipe(Effect.orElseSucceed((): Array<string> => []))
-    const pems = yield* Effect.forEach(
-      files.filter((f) => f.endsWith(".crt")).sort(),
-      (f) => fs.readFileString(path.join(certsDir, host, f)).pipe(Effect.orElseSucceed(() => ""))
-    )
+    const pems = yield* Effect.forEach(files.filter((f) => f.endsWith(".crt")).sort(), (f) => {
+      const file = path.join(certsDir, host, f)
+      return fs.readFileString(file).pipe(
+        Effect.orElseSucceed(() => ""),
+        // A file that cannot help is said once, by name, rather than left to fail TLS unexplained.
+        Effect.tap((text) =>
+          text.includes("-----BEGIN CERTIFICATE-----")
+            ? Effect.void
+            : Effect.logWarning(`${file} holds no PEM certificate; it is ignored`)),
+        Effect.map((text) => text.includes("-----BEGIN CERTIFICATE-----") ? text : "")
+      )
+    })
     if (pems.some((p) => p !== "")) cas.set(host.toLowerCase(), pems.filter((p) => p !== ""))
   }
   return fromCas(certsDir, cas)

@@ -64,6 +64,16 @@ describe("[P1] TLS with a private CA", () => {
     expect(r.stdout.trim()).toBe(image.manifestDigest)
   })
 
+  it("[P1] a .crt beside the CA that holds no certificate is named in one warning, and the CA still works", async () => {
+    home = await makeHome()
+    await trust(registry.host)
+    const garbage = path.join(home.home, ".microagent", "certs.d", registry.host, "broken.crt")
+    await fs.writeFile(garbage, "not a certificate\n")
+    const r = await runCli(["pull", `${registry.host}/team/app:v1`], { env: { HOME: home.home } })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr.split("\n").filter((l) => l.startsWith("warning: "))).toEqual([`warning: ${garbage} holds no PEM certificate; it is ignored`])
+  })
+
   it("[P1] --insecure accepts the unverified certificate, with a warning", async () => {
     home = await makeHome()
     const r = await runCli(["pull", "--insecure", `${registry.host}/team/app:v1`], { env: { HOME: home.home } })
