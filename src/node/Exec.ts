@@ -7,7 +7,7 @@
  */
 import { spawn } from "node:child_process"
 import * as Effect from "effect/Effect"
-import { ToolMissing } from "../domain/Errors.js"
+import { ImageStoreError, ToolMissing } from "../domain/Errors.js"
 
 export interface Tool {
   readonly command: string
@@ -43,3 +43,16 @@ export const run = (tool: Tool, args: ReadonlyArray<string>): Effect.Effect<Fini
     child.on("close", (code, signal) => resume(Effect.succeed({ code: code ?? (signal === null ? 1 : 128), stdout, stderr })))
     return Effect.sync(() => void child.kill("SIGKILL"))
   })
+
+/** The line of a tool's stderr that says why: its last. */
+export const lastLine = (stderr: string): string => stderr.trim().split("\n").pop() ?? ""
+
+const cp: Tool = { command: "cp", pkg: "coreutils", purpose: "to copy a root filesystem" }
+
+/**
+ * Copies a tree (or a file) with everything a root filesystem holds: owners, modes, times,
+ * xattrs, hard links, devices; shared extents where the file system can (`--reflink=auto`).
+ */
+export const copy = (from: string, to: string): Effect.Effect<void, ImageStoreError | ToolMissing> =>
+  Effect.flatMap(run(cp, ["-a", "--reflink=auto", "--", from, to]), (done) =>
+    done.code === 0 ? Effect.void : Effect.fail(ImageStoreError.of(to, `cannot copy ${from} there: ${lastLine(done.stderr)}`)))

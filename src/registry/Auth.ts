@@ -19,10 +19,10 @@ import * as FiberId from "effect/FiberId"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { CredentialResolverService } from "../CredentialResolver.js"
-import * as Bytes from "../domain/Bytes.js"
 import * as Challenge from "../domain/Challenge.js"
 import * as Credential from "../domain/Credential.js"
 import { type AuthFileError, MissingCredentials, RegistryDenied, RegistryUnavailable, type UsageError } from "../domain/Errors.js"
+import * as Body from "./Body.js"
 import * as Endpoint from "./Endpoint.js"
 import * as Transport from "./Transport.js"
 
@@ -39,9 +39,6 @@ export const scopeText = (scope: Scope): string =>
 const order = (action: string) => ["push", "pull", "delete"].indexOf(action)
 
 export type AuthError = AuthFileError | UsageError | MissingCredentials | RegistryDenied | RegistryUnavailable
-
-/** Token answers and error bodies are read up to this many bytes ([H2]). */
-export const maxSmallBody = 1024 * 1024
 
 interface CachedToken {
   readonly deferred: Deferred.Deferred<string, AuthError>
@@ -106,10 +103,9 @@ const tokenField = (body: string): Either.Either<TokenField, string> => {
   return Either.right({ token: value, expiresIn: Math.max(seconds, 60) })
 }
 
-/** A body of at most `limit` bytes as text; `undefined` when it is larger or breaks off. */
+/** A body of at most `limit` bytes as text, or why not (larger, or broken off). */
 const smallText = (response: HttpClientResponse.HttpClientResponse, limit: number) =>
-  response.stream.pipe(
-    Bytes.collectUpTo(limit, () => "too-large" as const),
+  Body.readUpTo(response, limit).pipe(
     Effect.map((bytes) => new TextDecoder().decode(bytes)),
     Effect.either
   )
@@ -231,7 +227,7 @@ export const make = (
         yield* Transport.drain(response)
         return yield* denied(registry, forScopes, credential, response.status)
       }
-      const body = yield* smallText(response, maxSmallBody)
+      const body = yield* smallText(response, Transport.maxSmallBody)
       if (response.status !== 200) {
         // Its own words help ("invalid scope"), once no secret is left in them and they fit on a line.
         const said = Either.isRight(body) ? errorWords(body.right) : ""
@@ -243,9 +239,9 @@ export const make = (
       if (Either.isLeft(body)) {
         return yield* unavailable(
           registry,
-          body.left === "too-large"
-            ? `${server} sent an answer larger than ${maxSmallBody / 1024 / 1024} MiB; refused`
-            : `${server} broke off its answer (${body.left.message})`
+          body.left._tag === "BodyTooLarge"
+            ? `${server} sent an answer larger than ${Transport.maxSmallBody / 1024 / 1024} MiB; refused`
+            : `${server} broke off its answer (${body.left.reason})`
         )
       }
       const field = tokenField(body.right)
@@ -308,7 +304,7 @@ export const make = (
         yield* Transport.drain(response)
         return yield* unavailable(registry, `it answered with HTTP status ${response.status}, which HTTP does not define`)
       }
-      const body = yield* smallText(response, maxSmallBody)
+      const body = yield* smallText(response, Transport.maxSmallBody)
       const headers: Array<[string, string]> = Object.entries(response.headers)
         .filter(([name]) => !bodyHeaders.has(name.toLowerCase()))
         .map(([name, value]) => [name, redact(value)])

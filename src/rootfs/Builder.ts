@@ -33,7 +33,6 @@ interface BuildRecord {
 
 const BUILD_RECORD = "build.json"
 const OWNERSHIP = "ownership.json"
-const cp: Exec.Tool = { command: "cp", pkg: "coreutils", purpose: "to copy a built root filesystem" }
 
 const lstat = (file: string) => fs.lstatSync(file, { throwIfNoEntry: false })
 
@@ -273,10 +272,6 @@ export const make = (home: string) => Effect.gen(function*() {
       catch: storeError(entry, "cannot read the cached build's record")
     })
 
-  const copy = (from: string, to: string) =>
-    Effect.flatMap(Exec.run(cp, ["-a", "--reflink=auto", "--", from, to]), (done) =>
-      done.code === 0 ? Effect.void : Effect.fail(ImageStoreError.of(to, `cannot copy the build: ${done.stderr.trim().split("\n").pop()}`)))
-
   /** The cache's bundle of `image`; when it has to be built, `also` (a bundle folder) gets the same. */
   const prepareImage = (image: Effect.Effect.Success<ReturnType<typeof resolveImage>>, options: PrepareOptions, also?: string) =>
     Effect.gen(function*() {
@@ -307,8 +302,8 @@ export const make = (home: string) => Effect.gen(function*() {
       let result = { cached: dirBuild.cached, record: dirRecord }
       if (options.format === "dir") {
         if (lstat(nodePath.join(staging, "rootfs")) === undefined) {
-          yield* copy(nodePath.join(dirBuild.entry, "rootfs"), nodePath.join(staging, "rootfs"))
-          yield* copy(nodePath.join(dirBuild.entry, "config.json"), nodePath.join(staging, "config.json"))
+          yield* Exec.copy(nodePath.join(dirBuild.entry, "rootfs"), nodePath.join(staging, "rootfs"))
+          yield* Exec.copy(nodePath.join(dirBuild.entry, "config.json"), nodePath.join(staging, "config.json"))
         }
         yield* Effect.try({ try: () => fs.chmodSync(staging, 0o755), catch: storeError(staging, "cannot set its mode") })
         yield* Effect.try({ try: () => fs.renameSync(staging, out), catch: storeError(out, "cannot move the build into place") })
@@ -324,7 +319,7 @@ export const make = (home: string) => Effect.gen(function*() {
           }))
         result = { cached: result.cached && ext4Build.cached, record: dirRecord }
         const file = nodePath.join(staging, "rootfs.ext4")
-        yield* copy(nodePath.join(ext4Build.entry, "rootfs.ext4"), file)
+        yield* Exec.copy(nodePath.join(ext4Build.entry, "rootfs.ext4"), file)
         yield* Effect.try({ try: () => fs.renameSync(file, out), catch: storeError(out, "cannot move the image into place") })
       }
       return {

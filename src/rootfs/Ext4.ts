@@ -112,8 +112,8 @@ export const make = (options: MakeOptions): Effect.Effect<void, ImageStoreError 
       return yield* ImageStoreError.of(
         options.output,
         full
-          ? `the content does not fit in ${options.sizeMib} MiB (mke2fs: ${lastLine(made.stderr)})`
-          : `mke2fs failed: ${lastLine(made.stderr)}`,
+          ? `the content does not fit in ${options.sizeMib} MiB (mke2fs: ${Exec.lastLine(made.stderr)})`
+          : `mke2fs failed: ${Exec.lastLine(made.stderr)}`,
         full ? "give a larger --size-mib, or leave it out to size the image from the content" : undefined
       )
     }
@@ -132,10 +132,8 @@ export const make = (options: MakeOptions): Effect.Effect<void, ImageStoreError 
           const problems = done.stderr.split("\n").filter((line) => line.trim() !== "" && !/^debugfs \d/.test(line))
           return done.code === 0 && problems.length === 0
             ? Effect.void
-            : Effect.fail(ImageStoreError.of(options.output, `debugfs failed: ${problems[0] ?? lastLine(done.stderr)}`))
+            : Effect.fail(ImageStoreError.of(options.output, `debugfs failed: ${problems[0] ?? Exec.lastLine(done.stderr)}`))
         }),
       () => Effect.sync(() => fs.rmSync(script, { force: true }))
     )
   })
-
-const lastLine = (text: string): string => text.trim().split("\n").pop() ?? ""

@@ -30,7 +30,6 @@ import * as SafeFiles from "../storage/SafeFiles.js"
 
 const mount: Exec.Tool = { command: "mount", pkg: "mount", purpose: "to mount a run's root filesystem" }
 const umount: Exec.Tool = { command: "umount", pkg: "mount", purpose: "to unmount a run's root filesystem" }
-const cp: Exec.Tool = { command: "cp", pkg: "coreutils", purpose: "to copy a root filesystem" }
 
 /** Where the init is bound inside the container: beside the runtime's /dev, never in the image's tree. */
 const initPath = "/dev/init"
@@ -156,11 +155,8 @@ export const make = (home: string, searchPath: string) => Effect.gen(function*()
         ? yield* Exec.run(mount, ["-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${dir}/upper,workdir=${dir}/work`, target])
         : undefined
       if (mounted?.code === 0) return "overlay" as const
-      const copied = yield* Effect.flatMap(
-        Effect.sync(() => fs.rmdirSync(target)),
-        () => Exec.run(cp, ["-a", "--reflink=auto", "--", lower, target])
-      )
-      if (copied.code !== 0) return yield* ImageStoreError.of(target, `cannot copy the root filesystem: ${copied.stderr.trim().split("\n").pop()}`)
+      yield* Effect.sync(() => fs.rmdirSync(target))
+      yield* Exec.copy(lower, target)
       return "copy" as const
     })
 
@@ -173,7 +169,7 @@ export const make = (home: string, searchPath: string) => Effect.gen(function*()
       const size = secrets.reduce((n, s) => n + s.size + 4096, 64 * 1024)
       const made = yield* Exec.run(mount, ["-t", "tmpfs", "-o", `size=${size},mode=0755,nosuid,nodev,noexec`, "microagent-secrets", folder])
       if (made.code !== 0) {
-        return yield* ImageStoreError.of(folder, `cannot mount a tmpfs for the secrets (${made.stderr.trim().split("\n").pop()}); secrets are never written to disk`)
+        return yield* ImageStoreError.of(folder, `cannot mount a tmpfs for the secrets (${Exec.lastLine(made.stderr)}); secrets are never written to disk`)
       }
       yield* Effect.try({
         try: () => {
