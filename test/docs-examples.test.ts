@@ -31,6 +31,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Block, extractBlocks, firstCommand } from "./support/docBlocks.js"
+import { binPath } from "./support/cli.js"
 import { makeImage, makeIndex, skopeoPush } from "./support/images.js"
 import { buildBusyboxImage } from "./support/layouts.js"
 import { type RegistryHandle, startRegistry } from "./support/registry.js"
@@ -113,7 +114,7 @@ const startPages = async (host: string) => {
   const npmBin = path.join(work, "npm-bin")
   await fs.mkdir(bin)
   await fs.mkdir(npmBin)
-  await executable(path.join(bin, "microagent"), `#!/bin/sh\nexec "${process.execPath}" "${path.join(root, "dist/bin.cjs")}" "$@"\n`)
+  await executable(path.join(bin, "microagent"), `#!/bin/sh\nexec "${process.execPath}" "${binPath}" "$@"\n`)
   await executable(
     path.join(npmBin, "npm"),
     [
@@ -153,7 +154,7 @@ const startPages = async (host: string) => {
 }
 
 beforeAll(async () => {
-  await fs.access(path.join(root, "dist/bin.cjs")).catch(() => {
+  await fs.access(binPath).catch(() => {
     throw new Error("dist/bin.cjs is missing: run `npm run build` first")
   })
   work = await fs.realpath(await fs.mkdtemp(path.join(tmpdir(), "microagent-docs-examples-")))

@@ -26,7 +26,8 @@ export interface CliOptions {
 /** A script path, or inline code. */
 export type NodeEntry = string | readonly ["-e", string]
 
-export const binPath = fileURLToPath(new URL("../../dist/bin.cjs", import.meta.url))
+/** The built CLI; MICROAGENT_DIST points at bundles built elsewhere (scripts/build.mjs honours it too). */
+export const binPath = process.env["MICROAGENT_DIST"] ? join(process.env["MICROAGENT_DIST"], "bin.cjs") : fileURLToPath(new URL("../../dist/bin.cjs", import.meta.url))
 
 const minimalEnv = (extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv => {
   const env: Record<string, string | undefined> = { PATH: process.env["PATH"], ...extra }
