@@ -74,6 +74,10 @@ export const make = (options: Options = {}) =>
         Effect.mapError((e) => AuthFileError.of(file, `cannot read it (${SafeFiles.describe(e)})`))
       )
       if (text === undefined) return AuthFile.empty(file)
+      // A pipe has no size to check before it is read.
+      if (text.length > maxFileBytes) {
+        return yield* AuthFileError.of(file, `it is larger than ${maxFileBytes / 1024 / 1024} MiB, which no auth file is`)
+      }
       return yield* Either.mapLeft(AuthFile.parse(file, text), (reason) => AuthFileError.of(file, reason))
     })
 

@@ -39,6 +39,14 @@ export interface CredentialResolverService {
   readonly shadowing: (key: string) => Effect.Effect<Option.Option<Credential.Source>, AuthFileError | UsageError>
   /** Every stored key of every source, in resolution order. */
   readonly list: Effect.Effect<ReadonlyArray<Listing>, AuthFileError>
+  /**
+   * The same from the sources that can be read, and why the others cannot: one broken file
+   * does not hide what the other holds (`registry list`, issue 13).
+   */
+  readonly listReadable: Effect.Effect<{
+    readonly listings: ReadonlyArray<Listing>
+    readonly unreadable: ReadonlyArray<AuthFileError>
+  }>
 }
 
 export class CredentialResolver
@@ -99,7 +107,8 @@ export const make = Effect.gen(function*() {
       )
     })
 
-  const sources = Effect.forEach(authFile === undefined ? [store.path] : [authFile, store.path], loadSource)
+  const paths = authFile === undefined ? [store.path] : [authFile, store.path]
+  const sources = Effect.forEach(paths, loadSource)
 
   const noteHelpers = (file: AuthFile.AuthFile, registry: string) => {
     const helper = Object.entries(file.credHelpers).find(([k]) => Either.getOrUndefined(AuthKey.normalize(k)) === registry)
@@ -146,9 +155,11 @@ export const make = Effect.gen(function*() {
     return Option.map(AuthFile.lookup(file, target), (entry) => ({ file: file.path, key: entry.rawKey }))
   })
 
-  const list = Effect.gen(function*() {
-    const files = yield* sources
-    return files.flatMap((file, index) =>
+  const listReadable = Effect.gen(function*() {
+    const read = yield* Effect.forEach(paths, (path) => Effect.either(loadSource(path)))
+    const files = read.flatMap((r) => Either.isRight(r) ? [r.right] : [])
+    const unreadable = read.flatMap((r) => Either.isLeft(r) ? [r.left] : [])
+    const listings = files.flatMap((file, index) =>
       inResolutionOrder(file).map((entry): Listing => {
         const key = Either.getOrUndefined(entry.key)?.key
         const canonical = key && AuthKey.format(key)
@@ -168,9 +179,13 @@ export const make = Effect.gen(function*() {
         }
       })
     )
+    return { listings, unreadable }
   }).pipe(Effect.withSpan("CredentialResolver.list"))
 
-  return CredentialResolver.of({ authFile, resolve, shadowing, list })
+  const list = Effect.flatMap(listReadable, ({ listings, unreadable }) =>
+    unreadable.length === 0 ? Effect.succeed(listings) : Effect.fail(unreadable[0]!))
+
+  return CredentialResolver.of({ authFile, resolve, shadowing, list, listReadable })
 })
 
 /**

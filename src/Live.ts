@@ -6,6 +6,7 @@
  */
 import * as Layer from "effect/Layer"
 import * as AuthStore from "./AuthStore.js"
+import * as Copy from "./Copy.js"
 import * as CredentialResolver from "./CredentialResolver.js"
 import * as Images from "./Images.js"
 import * as ImageStore from "./ImageStore.js"
@@ -18,10 +19,11 @@ import * as Runner from "./Runner.js"
 export const credentials = CredentialResolver.layer.pipe(Layer.provideMerge(AuthStore.layer))
 
 /**
- * What talking to registries takes: Images, RegistryClient, ImageStore, Rootfs, Runner and TlsPolicy. Needs
+ * What talking to registries takes: Copy, Images, RegistryClient, ImageStore, Rootfs, Runner and TlsPolicy. Needs
  * CredentialResolver (from `credentials`) and an HttpClient besides the platform.
  */
-export const registry = Layer.mergeAll(Images.layer, Rootfs.layer, Runner.layer).pipe(
+export const registry = Copy.layer.pipe(
+  Layer.provideMerge(Layer.mergeAll(Images.layer, Rootfs.layer, Runner.layer)),
   Layer.provideMerge(RegistryClient.layer),
   Layer.provideMerge(ImageStore.layer),
   Layer.provideMerge(TlsPolicy.layer)

@@ -14,7 +14,6 @@ import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { CredentialResolver } from "./CredentialResolver.js"
-import * as Bytes from "./domain/Bytes.js"
 import * as Challenge from "./domain/Challenge.js"
 import * as Credential from "./domain/Credential.js"
 import * as Digest from "./domain/Digest.js"
@@ -23,6 +22,7 @@ import * as Manifest from "./domain/Manifest.js"
 import * as Auth from "./registry/Auth.js"
 import * as Body from "./registry/Body.js"
 import { TlsPolicy } from "./registry/TlsPolicy.js"
+import * as Retry from "./registry/Retry.js"
 import * as Transport from "./registry/Transport.js"
 
 /** `verified`: the registry accepted the credentials; `unverified`: it asks for none ([L5]). */
@@ -88,6 +88,25 @@ export interface RegistryClientService {
     repo: Repository,
     onPage?: (tags: ReadonlyArray<string>) => Effect.Effect<void>
   ) => Effect.Effect<ReadonlyArray<string>, Error>
+  /**
+   * Every repository of a registry (`/v2/_catalog`, scope `registry:catalog:*`), paginated and
+   * guarded as `listTags` is ([M4], [H3]).
+   */
+  readonly listCatalog: (
+    registry: string,
+    onPage?: (repositories: ReadonlyArray<string>) => Effect.Effect<void>
+  ) => Effect.Effect<ReadonlyArray<string>, Error>
+  /**
+   * The digest a tag points at now: the `Docker-Content-Digest` of a HEAD, or the digest of the
+   * manifest's bytes when the registry sends none usable. A digest is returned as it is.
+   */
+  readonly resolveDigest: (repo: Repository, reference: string) => Effect.Effect<string, Error>
+  /**
+   * Deletes a manifest by digest, and with it every tag of the repository that points at it
+   * ([M3]). A registry that has deletion disabled (405) fails with RegistryUnavailable whose
+   * `reason` is `deletion-disabled`.
+   */
+  readonly deleteManifest: (repo: Repository, digest: string) => Effect.Effect<void, Error>
 }
 
 export class RegistryClient extends Context.Tag("microagent/RegistryClient")<RegistryClient, RegistryClientService>() {}
@@ -101,12 +120,17 @@ const registryMessage = Transport.registryMessage
 
 const unexpected = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>
   registryMessage(response).pipe(
-    Effect.flatMap((said) => {
-      // Every request is retried on these statuses, so one seen here is the last of them ([P7]).
-      const tries = Transport.retryable.has(response.status) ? ` (after ${Transport.maxAttempts} attempts)` : ""
-      return RegistryUnavailable.of(registry, `${what} answered HTTP ${response.status}${said}${tries}`)
-    })
+    Effect.flatMap((said) => RegistryUnavailable.of(registry, `${what} answered HTTP ${response.status}${said}`))
   )
+
+/**
+ * An answer an operation retried as a whole (an upload, a blob or manifest with its body) did
+ * not expect: Busy, for the retry policy, when its status is worth another attempt ([P7]).
+ */
+const unexpectedOrBusy = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>
+  Retry.statuses.has(response.status)
+    ? Effect.flatMap(registryMessage(response), (said) => Retry.busy(registry, what, response, said))
+    : unexpected(registry, what, response)
 
 const notFound = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>
   registryMessage(response).pipe(
@@ -118,6 +142,9 @@ const push = (repository: string, mountFrom?: string): ReadonlyArray<Auth.Scope>
   { repository, actions: ["push", "pull"] },
   ...(mountFrom ? [{ repository: mountFrom, actions: ["pull"] as const }] : [])
 ]
+
+/** Deleting needs its own action, which distribution's token auth checks for a DELETE ([M3]). */
+const remove = (repository: string): ReadonlyArray<Auth.Scope> => [{ repository, actions: ["push", "pull", "delete"] }]
 
 const mismatch = (expected: string, actual: string, what: string, registry?: string) =>
   new DigestMismatch({
@@ -199,20 +226,25 @@ export const make = (options: Options = {}) =>
       if (named !== undefined && Either.isLeft(named)) {
         return yield* new UsageError({ message: `cannot fetch ${what} from ${repo.registry}: ${named.left}` })
       }
-      const response = yield* auth.call(repo.registry, pull(repo.repository), {
-        method: "GET",
-        url: `/v2/${repo.repository}/manifests/${reference}`,
-        headers: { accept: Manifest.accept }
-      })
-      if (response.status === 404) return yield* notFound(repo.registry, what, response)
-      if (response.status !== 200) return yield* unexpected(repo.registry, what, response)
-      const bytes = yield* response.stream.pipe(
-        Stream.mapError((e) => RegistryUnavailable.of(repo.registry, `${what}: ${e.message}`)),
-        Bytes.collectUpTo(
-          Manifest.maxBytes,
-          () => refusedContent(repo.registry, what, "too-large", `it is larger than the ${Manifest.maxBytes / 1024 / 1024} MiB cap for manifests`)
+      // The request and its body are one attempt: a body that breaks off or stalls asks again ([H4]).
+      const { bytes, response } = yield* transport.retrying(Effect.gen(function*() {
+        const response = yield* auth.call(repo.registry, pull(repo.repository), {
+          method: "GET",
+          url: `/v2/${repo.repository}/manifests/${reference}`,
+          headers: { accept: Manifest.accept },
+          retry: false
+        })
+        if (response.status === 404) return yield* notFound(repo.registry, what, response)
+        if (response.status !== 200) return yield* unexpectedOrBusy(repo.registry, what, response)
+        const bytes = yield* Body.readUpTo(response, Manifest.maxBytes).pipe(
+          Effect.catchTags({
+            BodyTooLarge: () =>
+              refusedContent(repo.registry, what, "too-large", `it is larger than the ${Body.formatLimit(Manifest.maxBytes)} cap for manifests`),
+            BodyCut: (e) => RegistryUnavailable.of(repo.registry, `${what}: ${e.reason}`, "connection")
+          })
         )
-      )
+        return { bytes, response }
+      }))
       const digest = Digest.format(Digest.of(bytes, named?.right.algorithm ?? "sha256"))
       if (named !== undefined && reference !== digest) return yield* mismatch(reference, digest, what, repo.registry)
       const served = response.headers["docker-content-digest"]
@@ -247,15 +279,17 @@ export const make = (options: Options = {}) =>
       const hash = Digest.hasher(parsed.right.algorithm)
       const what = `blob ${descriptor.digest}`
       let received = 0
-      for (let cuts = 0;;) {
+      // One attempt: a request from where the last one stopped ([P5]), and its body.
+      yield* transport.retrying(Effect.gen(function*() {
         const response = yield* auth.call(repo.registry, pull(repo.repository), {
           method: "GET",
           url: `/v2/${repo.repository}/blobs/${descriptor.digest}`,
           // Always the registry URL, never a redirect target that may have expired ([P5]).
-          headers: received > 0 ? { range: `bytes=${received}-` } : {}
+          headers: received > 0 ? { range: `bytes=${received}-` } : {},
+          retry: false
         })
         if (response.status === 404) return yield* notFound(repo.registry, what, response)
-        if (response.status !== 200 && response.status !== 206) return yield* unexpected(repo.registry, what, response)
+        if (response.status !== 200 && response.status !== 206) return yield* unexpectedOrBusy(repo.registry, what, response)
         // A 200 to a range request starts over: skip what we already have.
         let skip = response.status === 200 ? received : 0
         const outcome = yield* Body.forEach(response, (chunk) => {
@@ -270,15 +304,13 @@ export const make = (options: Options = {}) =>
           hash.update(chunk)
           return onChunk(chunk)
         }).pipe(Effect.either)
-        if (Either.isRight(outcome)) break
+        if (Either.isRight(outcome)) return
         if (outcome.left._tag === "ChunkRefused") {
           // The size check above refuses with its own DigestMismatch; anything else is the caller's.
           return yield* Effect.fail(outcome.left.cause instanceof DigestMismatch ? outcome.left.cause : outcome.left)
         }
-        if (++cuts > 5) {
-          return yield* RegistryUnavailable.of(repo.registry, `${what}: the connection broke ${cuts} times (${outcome.left.reason})`)
-        }
-      }
+        return yield* RegistryUnavailable.of(repo.registry, `${what}: the connection broke (${outcome.left.reason})`, "connection")
+      }))
       if (received !== descriptor.size) return yield* mismatch(`${descriptor.size} bytes`, `${received} bytes`, what)
       const actual = `${parsed.right.algorithm}:${hash.digest("hex")}`
       if (actual !== descriptor.digest) return yield* mismatch(descriptor.digest, actual, what)
@@ -325,21 +357,24 @@ export const make = (options: Options = {}) =>
           if (mount.right.status === 202) session = location(mount.right)
         }
       }
-      for (let attempt = 1; ; attempt++) {
-        if (session === undefined) {
-          // Starting a session again is harmless: an abandoned one expires on the registry.
-          const started = yield* auth.call(repo.registry, scopes, { method: "POST", url: `/v2/${repo.repository}/blobs/uploads/`, retry: true })
-          if (started.status !== 202) return yield* unexpected(repo.registry, `starting the upload of ${what}`, started)
-          yield* Transport.drain(started)
-          session = location(started)
-          if (session === undefined) return yield* RegistryUnavailable.of(repo.registry, `starting the upload of ${what}: no Location`)
-        }
-        session.searchParams.set("digest", descriptor.digest)
-        const target = session.toString()
+      // One attempt: a session (the mount's, or a new one), then one streaming PUT. A failed
+      // session is not resumed: uploads retry by starting a new one ([P7]).
+      return yield* transport.retrying(Effect.gen(function*() {
+        let target = session
         session = undefined
+        if (target === undefined) {
+          // Starting a session again is harmless: an abandoned one expires on the registry.
+          const started = yield* auth.call(repo.registry, scopes, { method: "POST", url: `/v2/${repo.repository}/blobs/uploads/`, retry: false })
+          if (started.status !== 202) return yield* unexpectedOrBusy(repo.registry, `starting the upload of ${what}`, started)
+          yield* Transport.drain(started)
+          target = location(started)
+          if (target === undefined) return yield* RegistryUnavailable.of(repo.registry, `starting the upload of ${what}: no Location`)
+        }
+        target.searchParams.set("digest", descriptor.digest)
         const put = yield* auth.call(repo.registry, scopes, {
           method: "PUT",
-          url: target,
+          url: target.toString(),
+          retry: false,
           // In pairs: Node's HttpClient waits for `drain` only between the items of one chunk, so a
           // stream of single chunks would fill memory with the whole blob when the disk outruns the network.
           body: () => {
@@ -348,26 +383,18 @@ export const make = (options: Options = {}) =>
             const open = Body.nodeSourceOf(bytes)
             return open === undefined ? http : Body.withNodeSource(http, open)
           }
-        }).pipe(Effect.either)
-        if (Either.isRight(put) && put.right.status === 201) {
-          yield* Transport.drain(put.right)
+        })
+        if (put.status === 201) {
+          yield* Transport.drain(put)
           return "uploaded" as const
         }
-        // A failed session is not resumed: uploads retry by starting a new one ([P7]).
-        const transient = Either.isLeft(put)
-          ? put.left._tag === "RegistryUnavailable"
-          : Transport.retryable.has(put.right.status)
-        if (!transient || attempt >= 5) {
-          if (Either.isLeft(put)) return yield* put.left
-          if (put.right.status === 400) {
-            const said = yield* registryMessage(put.right)
-            if (said.includes("DIGEST_INVALID")) return yield* mismatch(descriptor.digest, "other content", `uploading ${what}`)
-          }
-          return yield* unexpected(repo.registry, `uploading ${what}`, put.right)
+        if (put.status === 400) {
+          const said = yield* registryMessage(put)
+          if (said.includes("DIGEST_INVALID")) return yield* mismatch(descriptor.digest, "other content", `uploading ${what}`)
+          return yield* RegistryUnavailable.of(repo.registry, `uploading ${what} answered HTTP 400${said}`)
         }
-        if (Either.isRight(put)) yield* Transport.drain(put.right)
-        yield* transport.pause(attempt, Either.isRight(put) ? Transport.retryAfter(put.right.headers["retry-after"], Date.now()) : undefined)
-      }
+        return yield* unexpectedOrBusy(repo.registry, `uploading ${what}`, put)
+      }))
     })
 
     const putManifest = Effect.fn("RegistryClient.putManifest")(function*(
@@ -389,47 +416,47 @@ export const make = (options: Options = {}) =>
     })
 
     /**
-     * Every tag, page by page ([P9]), each page read up to 4 MiB ([H2]). Pagination stops with
-     * an error, after `onPage` has had the pages listed so far, on a `Link` that repeats a page
-     * already asked for or leads off the registry (its credentials are never sent there) ([H3]).
+     * Every item of a paginated list (tags, repositories), page by page, each page read up to
+     * 4 MiB ([H2]). Pagination stops with an error, after `onPage` has had the pages listed so
+     * far, on a `Link` that repeats a page already asked for or leads off the registry (its
+     * credentials are never sent there) ([H3]).
      */
-    const listTags = Effect.fn("RegistryClient.listTags")(function*(
-      repo: Repository,
-      onPage?: (tags: ReadonlyArray<string>) => Effect.Effect<void>
+    const paginate = Effect.fn("RegistryClient.paginate")(function*(
+      list: {
+        readonly registry: string
+        readonly scopes: ReadonlyArray<Auth.Scope>
+        /** The first page: a path and query on the registry. */
+        readonly first: string
+        /** The list, in messages: `tags of team/app`. */
+        readonly what: string
+        /** What a 404 says is not there: `repository team/app`. */
+        readonly missing: string
+        /** A page's items, or undefined when the page is not one of this list. */
+        readonly items: (page: string) => ReadonlyArray<string> | undefined
+        /** What a page is, in messages: `a tag list`. */
+        readonly pageIs: string
+      },
+      onPage?: (items: ReadonlyArray<string>) => Effect.Effect<void>
     ) {
-      const what = `tags of ${repo.repository}`
-      const home = (yield* transport.ping(repo.registry)).origin
-      const stop = (why: string) => RegistryUnavailable.of(repo.registry, `${what}: ${why}`)
-      const tags: Array<string> = []
+      const { registry, what } = list
+      const home = (yield* transport.ping(registry)).origin
+      const stop = (why: string) => RegistryUnavailable.of(registry, `${what}: ${why}`)
+      const all: Array<string> = []
       const asked = new Set<string>()
-      let url = new URL(`/v2/${repo.repository}/tags/list?n=100`, home)
+      let url = new URL(list.first, home)
       while (true) {
         asked.add(url.href)
-        const response: HttpClientResponse.HttpClientResponse = yield* auth.call(repo.registry, pull(repo.repository), {
-          method: "GET",
-          url: url.href
-        })
-        if (response.status === 404) {
-          const said = yield* Transport.registryMessage(response)
-          return yield* new NotFound({
-            registry: repo.registry,
-            what: `repository ${repo.repository}`,
-            message: `repository ${repo.repository} not found on ${repo.registry}${said}`
-          })
-        }
-        if (response.status !== 200) {
-          const said = yield* Transport.registryMessage(response)
-          // Every request is retried on these statuses, so one seen here is the last of them ([P7]).
-          const tries = Transport.retryable.has(response.status) ? ` (after ${Transport.maxAttempts} attempts)` : ""
-          return yield* RegistryUnavailable.of(repo.registry, `${what} answered HTTP ${response.status}${said}${tries}`)
-        }
-        const bytes = yield* Transport.readCapped(repo.registry, response, Transport.maxPage, `${what}: a page`)
-        const page = yield* Either.mapLeft(decodeTagPage(new TextDecoder().decode(bytes)), () => stop("the registry sent a page that is not a tag list"))
-        tags.push(...page.tags ?? [])
-        if (onPage !== undefined && (page.tags ?? []).length > 0) yield* onPage(page.tags ?? [])
+        const response: HttpClientResponse.HttpClientResponse = yield* auth.call(registry, list.scopes, { method: "GET", url: url.href })
+        if (response.status === 404) return yield* notFound(registry, list.missing, response)
+        if (response.status !== 200) return yield* unexpected(registry, what, response)
+        const bytes = yield* Transport.readCapped(registry, response, Transport.maxPage, `${what}: a page`)
+        const page = list.items(new TextDecoder().decode(bytes))
+        if (page === undefined) return yield* stop(`the registry sent a page that is not ${list.pageIs}`)
+        all.push(...page)
+        if (onPage !== undefined && page.length > 0) yield* onPage(page)
         // Followed verbatim: some registries' `next` is opaque ([P9]).
         const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers["link"] ?? "")?.[1]
-        if (next === undefined) return tags
+        if (next === undefined) return all
         const target = nextPage(next, response.request.url)
         if (target === undefined) return yield* stop(`its next page (${Transport.oneLine(next, 100)}) is not a URL`)
         if (target.origin !== home) {
@@ -438,9 +465,80 @@ export const make = (options: Options = {}) =>
         if (asked.has(target.href)) {
           return yield* stop(`its next page repeats ${Transport.oneLine(target.pathname + target.search, 100)}, a page already listed; stopped after ${asked.size} pages`)
         }
-        if (asked.size >= maxTagPages) return yield* stop(`more than ${maxTagPages} pages; stopped`)
+        if (asked.size >= maxPages) return yield* stop(`more than ${maxPages} pages; stopped`)
         url = target
       }
+    })
+
+    /** Every tag, 100 a page ([P9]): some registries refuse more. */
+    const listTags = Effect.fn("RegistryClient.listTags")(function*(
+      repo: Repository,
+      onPage?: (tags: ReadonlyArray<string>) => Effect.Effect<void>
+    ) {
+      return yield* paginate({
+        registry: repo.registry,
+        scopes: [{ repository: repo.repository, actions: ["pull"], doing: "list tags of" }],
+        first: `/v2/${repo.repository}/tags/list?n=100`,
+        what: `tags of ${repo.repository}`,
+        missing: `repository ${repo.repository}`,
+        items: (page) => Either.getOrUndefined(Either.map(decodeTagPage(page), (p) => p.tags ?? [])),
+        pageIs: "a tag list"
+      }, onPage)
+    })
+
+    /** Every repository, 1000 a page, the most the spec lets a client ask for ([M4]). */
+    const listCatalog = Effect.fn("RegistryClient.listCatalog")(function*(
+      registry: string,
+      onPage?: (repositories: ReadonlyArray<string>) => Effect.Effect<void>
+    ) {
+      return yield* paginate({
+        registry,
+        scopes: [Auth.catalog],
+        first: "/v2/_catalog?n=1000",
+        what: "the catalog",
+        missing: "the catalog",
+        items: (page) => Either.getOrUndefined(Either.map(decodeCatalogPage(page), (p) => p.repositories ?? [])),
+        pageIs: "a repository list"
+      }, onPage)
+    })
+
+    const resolveDigest = Effect.fn("RegistryClient.resolveDigest")(function*(repo: Repository, reference: string) {
+      if (reference.includes(":")) return reference
+      const head = yield* auth.call(repo.registry, pull(repo.repository), {
+        method: "HEAD",
+        url: `/v2/${repo.repository}/manifests/${reference}`,
+        headers: { accept: Manifest.accept }
+      })
+      if (head.status === 404) return yield* notFound(repo.registry, `manifest ${repo.repository}:${reference}`, head)
+      yield* Transport.drain(head)
+      const served = head.status === 200 ? head.headers["docker-content-digest"] : undefined
+      // [H1] A header that is no digest is never used in a path; the bytes then say which it is.
+      if (served !== undefined && Digest.isValid(served)) return served
+      return (yield* getManifest(repo, reference)).digest
+    })
+
+    const deleteManifest = Effect.fn("RegistryClient.deleteManifest")(function*(repo: Repository, digest: string) {
+      const what = `manifest ${repo.repository}@${digest}`
+      const parsed = Digest.parse(digest)
+      if (Either.isLeft(parsed)) return yield* new UsageError({ message: `cannot delete ${what} from ${repo.registry}: ${parsed.left}` })
+      const response = yield* auth.call(repo.registry, remove(repo.repository), {
+        method: "DELETE",
+        url: `/v2/${repo.repository}/manifests/${digest}`,
+        // Deleting twice deletes once: another attempt after a 503 or a reset is safe.
+        retry: true
+      })
+      if (response.status === 404) return yield* notFound(repo.registry, what, response)
+      if (response.status === 405) {
+        const said = yield* registryMessage(response)
+        return yield* new RegistryUnavailable({
+          registry: repo.registry,
+          reason: "deletion-disabled",
+          message: `registry ${repo.registry} has deletion disabled (DELETE answered HTTP 405${said}); nothing was deleted`,
+          hint: "its operator can enable it; for a distribution registry, storage.delete.enabled: true"
+        })
+      }
+      if (response.status < 200 || response.status > 299) return yield* unexpected(repo.registry, `deleting ${what}`, response)
+      yield* Transport.drain(response)
     })
 
     // Messages built from headers (Location, Link, Docker-Content-Digest) are redacted here too.
@@ -453,14 +551,17 @@ export const make = (options: Options = {}) =>
       blobInto: redacted(blobInto),
       uploadBlob: redacted(uploadBlob),
       putManifest: redacted(putManifest),
-      listTags: redacted(listTags)
+      listTags: redacted(listTags),
+      listCatalog: redacted(listCatalog),
+      resolveDigest: redacted(resolveDigest),
+      deleteManifest: redacted(deleteManifest)
     })
   })
 
-/** A page of a tag list: `tags` may be `null` or missing on an empty repository. */
-const decodeTagPage = Schema.decodeUnknownEither(Schema.parseJson(Schema.Struct({
-  tags: Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
-})))
+/** The items of a page: `null` or missing on an empty repository or registry. */
+const pageItems = Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
+const decodeTagPage = Schema.decodeUnknownEither(Schema.parseJson(Schema.Struct({ tags: pageItems })))
+const decodeCatalogPage = Schema.decodeUnknownEither(Schema.parseJson(Schema.Struct({ repositories: pageItems })))
 
 /** A `Link` target resolved against the page that carried it; `undefined` when it is no URL. */
 const nextPage = (link: string, base: string): URL | undefined => {
@@ -471,8 +572,8 @@ const nextPage = (link: string, base: string): URL | undefined => {
   }
 }
 
-/** 100 tags a page: a million tags, far more than any repository has, before pagination gives up. */
-const maxTagPages = 10_000
+/** A million tags (100 a page) or ten million repositories, far more than any has, before pagination gives up. */
+const maxPages = 10_000
 
 /**
  * Needs an HttpClient (`NodeHttp.layer` is the CLI's and the fastest; any other works), a

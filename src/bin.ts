@@ -3,12 +3,12 @@
  * The edge: the only module that picks Node's layers and runs the program.
  */
 import * as CliConfig from "@effect/cli/CliConfig"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
@@ -16,7 +16,9 @@ import { run } from "./cli/main.js"
 import { ExitCode, exitCode, report, stderrLogger, withUserConsole } from "./cli/output.js"
 import { Stdio } from "./cli/Stdio.js"
 import * as Live from "./Live.js"
+import * as NodeBlobFiles from "./node/BlobFiles.js"
 import * as LazyHttp from "./node/LazyHttp.js"
+import * as PipeFileSystem from "./node/PipeFileSystem.js"
 import * as LazyTerminal from "./node/LazyTerminal.js"
 import * as TlsPolicy from "./registry/TlsPolicy.js"
 
@@ -32,6 +34,7 @@ const StdioLive = Layer.succeed(Stdio, {
     Stream.runCollect,
     Effect.map((chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks)))
   ),
+  withoutEcho: (self) => Effect.flatMap(Effect.promise(() => import("./node/Echo.js")), (echo) => echo.withoutEcho(self)),
   stderrSize: Effect.sync(() => ({ columns: process.stderr.columns || 80, rows: process.stderr.rows || 24 })),
   writeStderr: (text) => Effect.sync(() => void process.stderr.write(text)),
   writeStdout: (bytes) =>
@@ -44,12 +47,19 @@ const StdioLive = Layer.succeed(Stdio, {
 /** Built only by the commands that talk to registries (cli/main.ts): `registry list` needs none of it. */
 const RegistryLive = Live.registry.pipe(
   Layer.provide(LazyHttp.layer),
+  Layer.provide(NodeBlobFiles.layer),
   Layer.provideMerge(TlsPolicy.layer)
 )
 
-const MainLive = Layer.mergeAll(StdioLive, CliConfig.layer({ showBuiltIns: false })).pipe(
+/**
+ * Case-sensitive: @effect/cli's default matched `-Q` as `-q`, then found no value under `-q`, so
+ * `pull -Q` ran without --quiet instead of being refused (cli/usage.ts refuses it first).
+ */
+const CliConfigLive = CliConfig.layer({ showBuiltIns: false, isCaseSensitive: true })
+
+const MainLive = Layer.mergeAll(StdioLive, CliConfigLive).pipe(
   // Not NodeContext: its command executor and worker manager load child_process on every start.
-  Layer.provideMerge(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, LazyTerminal.layer)),
+  Layer.provideMerge(Layer.mergeAll(PipeFileSystem.layer, NodePath.layer, LazyTerminal.layer)),
   Layer.provideMerge(Logger.replace(Logger.defaultLogger, stderrLogger))
 )
 
@@ -70,6 +80,9 @@ Effect.suspend(() => run(MICROAGENT_VERSION, { credentials: Live.credentials, re
     // which would keep a finished command alive for up to a few hundred milliseconds more.
     teardown: (exit) => {
       const code = terminated && exitCode(exit) === ExitCode.interrupted ? 128 + 15 : exitCode(exit)
+      // Cut short: said on a line of its own, below what was drawn (progress ends its lines; the
+      // password prompt ends its own) (issue 13).
+      if (exitCode(exit) === ExitCode.interrupted && Exit.isInterrupted(exit)) process.stderr.write(terminated ? "terminated\n" : "interrupted\n")
       process.stdout.write("", () => process.stderr.write("", () => process.exit(code)))
     }
   })

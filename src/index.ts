@@ -4,8 +4,10 @@
  * HttpClient, for programs that want the same behaviour.
  */
 export * as AuthStore from "./AuthStore.js"
+export * as BlobFiles from "./BlobFiles.js"
 export * as Live from "./Live.js"
 export * as CredentialResolver from "./CredentialResolver.js"
+export * as Copy from "./Copy.js"
 export * as Images from "./Images.js"
 export * as ImageStore from "./ImageStore.js"
 export * as RegistryClient from "./RegistryClient.js"
@@ -13,7 +15,6 @@ export * as Rootfs from "./Rootfs.js"
 export * as Runner from "./Runner.js"
 export * as Secrets from "./Secrets.js"
 export * as TlsPolicy from "./registry/TlsPolicy.js"
-export * as NodeHttp from "./node/Http.js"
 export * as AuthFile from "./domain/AuthFile.js"
 export * as AuthKey from "./domain/AuthKey.js"
 export * as Challenge from "./domain/Challenge.js"

@@ -10,7 +10,7 @@ import { createReadStream, existsSync } from "node:fs"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as FileSink from "../src/storage/FileSink.js"
+import * as FileSink from "../src/node/FileSink.js"
 
 const scratch = Effect.acquireRelease(
   Effect.promise(() => mkdtemp(join(tmpdir(), "microagent-filesink-"))),

@@ -493,6 +493,12 @@ describe("ImageStore", () => {
         assert.include(ambiguous.message, `"3" is ambiguous`)
         assert.include(ambiguous.message, "docker.io/library/alpine:3")
         assert.include(ambiguous.message, "ghcr.io/me/alpine:3")
+        // The hint spells each the way a command takes it, and that spelling finds it.
+        assert.strictEqual(
+          ambiguous.hint,
+          `name one by its full reference: oci:${layout.root}:docker.io/library/alpine:3 or oci:${layout.root}:ghcr.io/me/alpine:3`
+        )
+        assert.strictEqual((yield* layout.find(ambiguous.hint!.split(" or ")[1]!.slice(`oci:${layout.root}:`.length))).digest, b.digest)
 
         const many = yield* Effect.flip(layout.find(undefined))
         assert.include(many.message, "holds 2 images; name one")
@@ -545,5 +551,366 @@ describe("ImageStore", () => {
         assert.strictEqual(digest, Digest.format(Digest.of(bytes, "sha512")))
         assert.deepStrictEqual(yield* layout.readBlob(digest), bytes)
         assert.isTrue((yield* layout.blobPath(digest)).endsWith(join("blobs", "sha512", digest.slice("sha512:".length))))
+      })))
+})
+
+// ---- the shared store: naming, pins, list, rm, prune ([I2], [M5]) --------------------------------
+
+const bytesOf = (text: string) => new TextEncoder().encode(text)
+
+interface Written {
+  readonly descriptor: Manifest.Descriptor
+  /** Every blob it reaches, itself first. */
+  readonly blobs: ReadonlyArray<string>
+}
+
+/** A small image in the layout: its layers (as given), a config for `platform`, its manifest. */
+const imageIn = (
+  layout: ImageStore.Layout,
+  seed: string,
+  options: { readonly layers?: ReadonlyArray<Uint8Array>; readonly platform?: Manifest.Platform } = {}
+) =>
+  Effect.gen(function*() {
+    const layers = yield* Effect.forEach(options.layers ?? [bytesOf(`layer of ${seed}`)], (bytes) =>
+      Effect.map(layout.writeBlob(bytes), (digest) => ({ mediaType: Manifest.MediaType.OciLayer, digest, size: bytes.length })))
+    const config = encode({ ...(options.platform ?? { os: "linux", architecture: "amd64" }), seed, rootfs: { type: "layers", diff_ids: [] } })
+    const configDigest = yield* layout.writeBlob(config)
+    const manifest = encode({
+      schemaVersion: 2,
+      mediaType: Manifest.MediaType.OciManifest,
+      config: { mediaType: Manifest.MediaType.OciConfig, digest: configDigest, size: config.length },
+      layers
+    })
+    const digest = yield* layout.writeBlob(manifest)
+    return {
+      descriptor: { mediaType: Manifest.MediaType.OciManifest, digest, size: manifest.length },
+      blobs: [digest, configDigest, ...layers.map((l) => l.digest)]
+    } satisfies Written
+  })
+
+/** An index of `children`, each with its platform. */
+const indexIn = (layout: ImageStore.Layout, children: ReadonlyArray<readonly [Written, Manifest.Platform]>) =>
+  Effect.gen(function*() {
+    const bytes = encode({
+      schemaVersion: 2,
+      mediaType: Manifest.MediaType.OciIndex,
+      manifests: children.map(([child, platform]) => ({ ...child.descriptor, platform }))
+    })
+    const digest = yield* layout.writeBlob(bytes)
+    return {
+      descriptor: { mediaType: Manifest.MediaType.OciIndex, digest, size: bytes.length },
+      blobs: [digest, ...children.flatMap(([child]) => child.blobs)]
+    } satisfies Written
+  })
+
+/** The blobs on disk, by digest, with their sizes. */
+const blobsOnDisk = (fs: FileSystem.FileSystem, root: string) =>
+  Effect.gen(function*() {
+    const found = new Map<string, number>()
+    for (const algorithm of yield* fs.readDirectory(join(root, "blobs"))) {
+      for (const hex of yield* fs.readDirectory(join(root, "blobs", algorithm))) {
+        found.set(`${algorithm}:${hex}`, Number((yield* fs.stat(join(root, "blobs", algorithm, hex))).size))
+      }
+    }
+    return found
+  })
+
+const sum = (sizes: ReadonlyMap<string, number>, digests: Iterable<string>) => [...new Set(digests)].reduce((n, d) => n + (sizes.get(d) ?? 0), 0)
+
+/** The pid of a process that has ended. */
+const deadPid = () => spawnSync("true").pid
+
+describe("ImageStore: the shared store", () => {
+  it.live("[I2] entries are named by full reference (ref.name too), with when they were pulled; three images with one tag do not collide", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open()
+        assert.isTrue(layout.shared)
+        const references = ["127.0.0.1:5001/demo/app:1.0", "127.0.0.1:5001/other/app:1.0", "registry.example/demo/app:1.0"]
+        const images = yield* Effect.forEach(references, (reference) =>
+          Effect.tap(imageIn(layout, reference), (image) => layout.record(image.descriptor, { reference, tag: "1.0" })))
+        const index = yield* readJson(fs, join(layout.root, "index.json"))
+        assert.strictEqual(index.manifests.length, 3)
+        for (const [i, entry] of (index.manifests as Array<{ annotations: Record<string, string> }>).entries()) {
+          assert.strictEqual(entry.annotations["org.opencontainers.image.ref.name"], references[i])
+          assert.strictEqual(entry.annotations["io.containerd.image.name"], references[i])
+          assert.match(entry.annotations["dev.microagent.pulled-at"]!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)
+        }
+        for (const [i, reference] of references.entries()) {
+          assert.strictEqual((yield* layout.find(reference)).digest, images[i]!.descriptor.digest)
+          // skopeo splits oci:<dir>:<name> at the first ':' and finds the full name.
+          const raw = yield* run("/usr/bin/skopeo", ["inspect", "--raw", `oci:${layout.root}:${reference}`])
+          assert.strictEqual(raw.status, 0, raw.stderr)
+          assert.strictEqual(sha256(bytesOf(raw.stdout)), images[i]!.descriptor.digest)
+        }
+      })), 60_000)
+
+  it.live("[I2] a store written the old way (the tag as ref.name) is read as it is, and renamed on its next change; unknown fields survive", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open()
+        const a = yield* imageIn(layout, "a")
+        const b = yield* imageIn(layout, "b")
+        const other = yield* imageIn(layout, "other")
+        const indexPath = join(layout.root, "index.json")
+        const old = {
+          schemaVersion: 2,
+          mediaType: Manifest.MediaType.OciIndex,
+          manifests: [
+            { ...a.descriptor, annotations: { "org.opencontainers.image.ref.name": "1.0", "io.containerd.image.name": "h.io/a/app:1.0" }, "x-extra": [1] },
+            { ...b.descriptor, annotations: { "org.opencontainers.image.ref.name": "1.0", "io.containerd.image.name": "h.io/b/app:1.0" } },
+            // Another tool's entry: no full name, so nothing to rename it to.
+            { ...other.descriptor, annotations: { "org.opencontainers.image.ref.name": "keep" }, platform: { os: "linux", architecture: "amd64", "x-p": true } }
+          ],
+          "x-top": { kept: true }
+        }
+        yield* fs.writeFileString(indexPath, JSON.stringify(old))
+        const before = yield* fs.readFileString(indexPath)
+
+        assert.strictEqual((yield* layout.find("h.io/a/app:1.0")).digest, a.descriptor.digest)
+        assert.strictEqual((yield* layout.find("h.io/b/app:1.0")).digest, b.descriptor.digest)
+        assert.strictEqual((yield* layout.find("keep")).digest, other.descriptor.digest)
+        const ambiguous = yield* Effect.flip(layout.find("1.0"))
+        assert.strictEqual(ambiguous.hint, "name one by its full reference: h.io/a/app:1.0 or h.io/b/app:1.0")
+        assert.strictEqual(yield* fs.readFileString(indexPath), before, "reading rewrites nothing")
+
+        const c = yield* imageIn(layout, "c")
+        yield* layout.record(c.descriptor, { reference: "h.io/c/app:1.0", tag: "1.0" })
+        const after = yield* readJson(fs, indexPath)
+        assert.deepStrictEqual(after.manifests.slice(0, 3), [
+          { ...a.descriptor, annotations: { "org.opencontainers.image.ref.name": "h.io/a/app:1.0", "io.containerd.image.name": "h.io/a/app:1.0" }, "x-extra": [1] },
+          { ...b.descriptor, annotations: { "org.opencontainers.image.ref.name": "h.io/b/app:1.0", "io.containerd.image.name": "h.io/b/app:1.0" } },
+          old.manifests[2]
+        ])
+        assert.strictEqual(after.manifests[3].annotations["org.opencontainers.image.ref.name"], "h.io/c/app:1.0")
+        assert.deepStrictEqual(after["x-top"], { kept: true })
+        assert.strictEqual((yield* layout.find("h.io/a/app:1.0")).digest, a.descriptor.digest)
+        assert.isFalse(yield* fs.exists(`${indexPath}.lock`))
+      })))
+
+  it.live("[I2] index.json and oci-layout are decoded with their reasons said: not JSON, not an index, a bad entry, no version", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const cases: ReadonlyArray<readonly [string, string, string]> = [
+          ["index.json", "{not json", "index.json is not JSON ("],
+          ["index.json", `{"schemaVersion":1,"manifests":[]}`, "index.json is not an OCI image index: schemaVersion"],
+          ["index.json", `{"schemaVersion":2}`, "index.json is not an OCI image index: manifests"],
+          ["index.json", `{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:0","size":-1}]}`, "manifests[0].size"],
+          ["index.json", `[]`, "index.json is not an OCI image index"],
+          ["oci-layout", "nope", "oci-layout is not JSON ("],
+          ["oci-layout", "{}", "oci-layout has no imageLayoutVersion"],
+          ["oci-layout", `{"imageLayoutVersion":1}`, `unsupported image layout version "1"`]
+        ]
+        for (const [i, [file, content, reason]] of cases.entries()) {
+          const root = join(home, `bad${i}`)
+          yield* store.open(root)
+          yield* fs.writeFileString(join(root, file), content)
+          const error = yield* Effect.flip(store.open(root))
+          assert.strictEqual(error._tag, "ImageStoreError")
+          assert.include(error.message, reason, content)
+          assert.notInclude(error.message, "\n")
+        }
+      })))
+
+  it.live("[M5] using pins what it names under .pins/<pid>-<random> and unpins however it ends; other layouts are never pinned", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open()
+        const pins = join(layout.root, ".pins")
+        const image = yield* imageIn(layout, "pinned")
+        const listPins = fs.exists(pins).pipe(Effect.flatMap((there) => there ? fs.readDirectory(pins) : Effect.succeed([])))
+
+        const seen = yield* layout.using({ blobs: ["sha256:" + "a".repeat(64)], images: [image.descriptor] }, Effect.gen(function*() {
+          const names = yield* listPins
+          assert.strictEqual(names.length, 1)
+          assert.match(names[0]!, new RegExp(`^${process.pid}-[0-9a-f]+$`))
+          return yield* readJson(fs, join(pins, names[0]!))
+        }))
+        assert.deepStrictEqual(seen, { blobs: ["sha256:" + "a".repeat(64)], images: [image.descriptor] })
+        assert.deepStrictEqual(yield* listPins, [])
+
+        assert.strictEqual(yield* Effect.flip(layout.using({ blobs: [] }, Effect.fail("boom"))), "boom")
+        assert.deepStrictEqual(yield* listPins, [])
+
+        const pinned = yield* Deferred.make<void>()
+        const fiber = yield* Effect.fork(layout.using({ images: [image.descriptor] }, Effect.zipRight(Deferred.succeed(pinned, undefined), Effect.never)))
+        yield* Deferred.await(pinned)
+        assert.strictEqual((yield* listPins).length, 1)
+        yield* Fiber.interrupt(fiber)
+        assert.deepStrictEqual(yield* listPins, [])
+
+        const elsewhere = yield* store.open(join(home, "out"))
+        assert.isFalse(elsewhere.shared)
+        yield* elsewhere.using({ images: [image.descriptor] }, Effect.void)
+        assert.isFalse(yield* fs.exists(join(elsewhere.root, ".pins")))
+      })))
+
+  it.live("[M5] prune deletes exactly what no entry and no live pin reaches; --dry-run deletes nothing; a canary outside is untouched", () =>
+    withStore((store, home) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open()
+        const root = layout.root
+        const shared = bytesOf("a layer two images share")
+        const a = yield* imageIn(layout, "a", { layers: [bytesOf("a's own layer"), shared] })
+        const b = yield* imageIn(layout, "b", { layers: [bytesOf("b's own layer"), shared] })
+        const amd = yield* imageIn(layout, "index amd64")
+        const arm = yield* imageIn(layout, "index arm64", { platform: { os: "linux", architecture: "arm64" } })
+        const multi = yield* indexIn(layout, [[amd, { os: "linux", architecture: "amd64" }], [arm, { os: "linux", architecture: "arm64" }]])
+        yield* layout.record(a.descriptor, { reference: "h.io/a:1", tag: "1" })
+        yield* layout.record(b.descriptor, { reference: "h.io/b:1", tag: "1" })
+        yield* layout.record(multi.descriptor, { reference: "h.io/multi:1", tag: "1" })
+        const reachable = [...a.blobs, ...b.blobs, ...multi.blobs]
+
+        const orphan = yield* layout.writeBlob(bytesOf("nobody's"))
+        const inStalePin = yield* layout.writeBlob(bytesOf("pinned by a process that is gone"))
+        yield* fs.makeDirectory(join(root, ".pins"))
+        const stalePin = join(root, ".pins", `${deadPid()}-abcdef`)
+        yield* fs.writeFileString(stalePin, JSON.stringify({ blobs: [inStalePin], images: [] }))
+        const notABlob = join(root, "blobs", "sha256", "README")
+        yield* fs.writeFileString(notABlob, "not a blob: not the store's to delete")
+        // A link in blobs/ is deleted as a link: what it points at outside the store stays.
+        const canary = join(home, "canary")
+        yield* fs.writeFileString(canary, "canary")
+        const link = join(root, "blobs", "sha256", "c".repeat(64))
+        yield* fs.symlink(canary, link)
+        const oldTemp = join(root, ".tmp", "blob-left-by-a-crash")
+        yield* fs.writeFileString(oldTemp, "partial")
+        yield* fs.utimes(oldTemp, new Date(Date.now() - 3 * 86_400_000), new Date(Date.now() - 3 * 86_400_000))
+        const freshTemp = join(root, ".tmp", "blob-being-written")
+        yield* fs.writeFileString(freshTemp, "in progress")
+
+        const before = yield* blobsOnDisk(fs, root)
+        const garbage = [orphan, inStalePin]
+        const expected = { blobs: 3, bytes: sum(before, garbage) + "canary".length, tempFiles: 1, tempBytes: "partial".length, stalePins: 1 }
+
+        yield* Effect.scoped(Effect.gen(function*() {
+          // A live pin (this process) keeps a blob no entry reaches.
+          const inLivePin = yield* layout.writeBlob(bytesOf("pinned by a pull under way"))
+          yield* layout.pin({ blobs: [inLivePin] })
+
+          const dry = yield* store.prune({ dryRun: true })
+          assert.deepInclude(dry, { ...expected, dryRun: true })
+          assert.deepStrictEqual([...(yield* blobsOnDisk(fs, root)).keys()].sort(), [...before.keys(), inLivePin].sort(), "a dry run deletes nothing")
+          assert.isTrue(yield* fs.exists(stalePin))
+          assert.isTrue(yield* fs.exists(oldTemp))
+
+          const report = yield* store.prune()
+          assert.deepStrictEqual(report, { ...expected, dryRun: false, problems: [] })
+          const after = yield* blobsOnDisk(fs, root)
+          assert.deepStrictEqual([...after.keys()].sort(), [...new Set([...reachable, inLivePin, "sha256:README"])].sort())
+          assert.isTrue(yield* layout.hasBlob(inLivePin))
+        }))
+        assert.strictEqual(yield* fs.readFileString(canary), "canary")
+        assert.isTrue(yield* fs.exists(notABlob))
+        assert.isFalse(yield* fs.exists(stalePin))
+        assert.deepStrictEqual(yield* fs.readDirectory(join(root, ".pins")), [])
+        assert.deepStrictEqual(yield* fs.readDirectory(join(root, ".tmp")), ["blob-being-written"])
+
+        // The live pin is gone: its blob goes with the next prune, and nothing else.
+        assert.strictEqual((yield* store.prune()).blobs, 1)
+
+        // Removing a frees exactly what b does not share.
+        const sizes = yield* blobsOnDisk(fs, root)
+        const removal = yield* store.remove([["h.io/a:1"]])
+        assert.deepStrictEqual(removal, { removed: [[{ name: "h.io/a:1", digest: a.descriptor.digest }]], missing: [] })
+        const freed = yield* store.prune()
+        const own = a.blobs.filter((d) => !b.blobs.includes(d))
+        assert.deepStrictEqual([freed.blobs, freed.bytes], [own.length, sum(sizes, own)])
+        for (const d of b.blobs) assert.isTrue(yield* layout.hasBlob(d), d)
+        assert.strictEqual((yield* store.prune()).blobs, 0)
+      })))
+
+  it.live("[M5] a pin that a running process wrote but that cannot be read stops prune (nothing deleted); a manifest that cannot be read keeps what it names", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const layout = yield* store.open()
+        const orphan = yield* layout.writeBlob(bytesOf("orphan"))
+        yield* fs.makeDirectory(join(layout.root, ".pins"))
+        const torn = join(layout.root, ".pins", `${process.pid}-0123`)
+        yield* fs.writeFileString(torn, "{")
+        const error = yield* Effect.flip(store.prune())
+        assert.include(error.message, `the pin of running process ${process.pid} cannot be read`)
+        assert.isTrue(yield* layout.hasBlob(orphan))
+        yield* fs.remove(torn)
+
+        // A manifest whose JSON is not a manifest microagent reads: the digests it names are kept.
+        const layer = yield* layout.writeBlob(bytesOf("a layer of an odd manifest"))
+        const odd = encode({ schemaVersion: 2, mediaType: "application/vnd.example.odd+json", parts: [{ digest: layer }] })
+        const oddDigest = yield* layout.writeBlob(odd)
+        yield* layout.record({ mediaType: "application/vnd.example.odd+json", digest: oddDigest, size: odd.length }, { reference: "h.io/odd:1", tag: "1" })
+        const report = yield* store.prune()
+        assert.strictEqual(report.blobs, 1, "only the orphan")
+        assert.strictEqual(report.problems.length, 1)
+        assert.include(report.problems[0]!, "h.io/odd:1: manifest " + oddDigest + " cannot be read")
+        assert.isTrue(yield* layout.hasBlob(layer))
+        assert.isFalse(yield* layout.hasBlob(orphan))
+      })))
+
+  it.live("[M5] list: platforms of images and indexes, sizes on disk; the total counts shared blobs once and equals the bytes on disk", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        assert.deepStrictEqual(yield* store.list, { images: [], totalBytes: 0, problems: [] })
+        assert.isFalse(yield* fs.exists(store.defaultRoot), "listing creates no store")
+
+        const layout = yield* store.open()
+        const shared = new Uint8Array(5000).map((_, i) => i % 7)
+        const a = yield* imageIn(layout, "a", { layers: [shared, bytesOf("a")] })
+        const b = yield* imageIn(layout, "b", { layers: [shared], platform: { os: "linux", architecture: "aarch64", variant: "v8" } })
+        const amd = yield* imageIn(layout, "amd")
+        const armv7 = yield* imageIn(layout, "armv7", { platform: { os: "linux", architecture: "arm", variant: "v7" } })
+        const attestation = yield* imageIn(layout, "attestation", { platform: { os: "unknown", architecture: "unknown" } })
+        const multi = yield* indexIn(layout, [
+          [amd, { os: "linux", architecture: "amd64" }],
+          [armv7, { os: "linux", architecture: "arm", variant: "v7" }],
+          [attestation, { os: "unknown", architecture: "unknown" }]
+        ])
+        yield* layout.record(a.descriptor, { reference: "h.io/a:1", tag: "1" })
+        yield* layout.record(b.descriptor, { reference: "h.io/b:1", tag: "1" })
+        yield* layout.record(multi.descriptor, { reference: "h.io/multi:1", tag: "1" })
+        // As an earlier version recorded it: no pulled-at.
+        const index = yield* readJson(fs, join(layout.root, "index.json"))
+        delete index.manifests[1].annotations["dev.microagent.pulled-at"]
+        yield* fs.writeFileString(join(layout.root, "index.json"), JSON.stringify(index))
+
+        const disk = yield* blobsOnDisk(fs, layout.root)
+        const inventory = yield* store.list
+        assert.deepStrictEqual(
+          inventory.images.map((i) => [i.reference, i.digest, i.platforms, i.size, i.pulledAt === undefined]),
+          [
+            ["h.io/a:1", a.descriptor.digest, ["linux/amd64"], sum(disk, a.blobs), false],
+            ["h.io/b:1", b.descriptor.digest, ["linux/arm64"], sum(disk, b.blobs), true],
+            ["h.io/multi:1", multi.descriptor.digest, ["linux/amd64", "linux/arm/v7"], sum(disk, multi.blobs), false]
+          ]
+        )
+        assert.strictEqual(inventory.totalBytes, [...disk.values()].reduce((x, y) => x + y, 0))
+        assert.isBelow(inventory.totalBytes, inventory.images.reduce((n, i) => n + i.size, 0), "the shared layer once")
+      })))
+
+  it.live("[M5] remove is all or nothing: one unknown name removes nothing; spellings are tried in order", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        assert.deepStrictEqual(yield* store.remove([["h.io/a:1"]]), { removed: [], missing: [0] })
+        const layout = yield* store.open()
+        const a = yield* imageIn(layout, "a")
+        const b = yield* imageIn(layout, "b")
+        yield* layout.record(a.descriptor, { reference: "h.io/a:1", tag: "1" })
+        yield* layout.record(b.descriptor, { reference: "h.io/b:1", tag: "1" })
+        const indexPath = join(layout.root, "index.json")
+        const before = yield* fs.readFileString(indexPath)
+
+        assert.deepStrictEqual(yield* store.remove([["h.io/a:1"], ["nope", "h.io/nope:latest"]]), { removed: [], missing: [1] })
+        assert.strictEqual(yield* fs.readFileString(indexPath), before)
+
+        const removal = yield* store.remove([["x", "h.io/a:1"], ["h.io/b:1"]])
+        assert.deepStrictEqual(removal.removed, [[{ name: "h.io/a:1", digest: a.descriptor.digest }], [{ name: "h.io/b:1", digest: b.descriptor.digest }]])
+        assert.deepStrictEqual(yield* layout.entries, [])
       })))
 })

@@ -19,6 +19,7 @@ import * as Manifest from "../src/domain/Manifest.js"
 import * as Reference from "../src/domain/Reference.js"
 import * as ImageStore from "../src/ImageStore.js"
 import * as Images from "../src/Images.js"
+import * as NodeBlobFiles from "../src/node/BlobFiles.js"
 import * as Body from "../src/registry/Body.js"
 import { RegistryClient } from "../src/RegistryClient.js"
 
@@ -45,6 +46,9 @@ const fakeRegistry = (path: Path, before: (digest: string) => Effect.Effect<void
     blob: () => Stream.die("unused"),
     blobInto: () => Effect.die("unused"),
     listTags: () => Effect.die("unused"),
+    listCatalog: () => Effect.die("unused"),
+    resolveDigest: () => Effect.die("unused"),
+    deleteManifest: () => Effect.die("unused"),
     putManifest: () => Effect.void,
     uploadBlob: (_repo, descriptor, body) =>
       Effect.gen(function*() {
@@ -112,8 +116,10 @@ const run = (path: Path, change: Change) =>
           : fs.writeFile(built.file, new Uint8Array(randomBytes(layer.length)))
       )
     const uploads: Array<Upload> = []
+    // The Node fast path is Node's blob file I/O; without it, blobs go through the FileSystem.
+    const files = path === "node" ? NodeBlobFiles.layer : Layer.empty
     const images = Layer.effect(Images.Images, Images.make).pipe(
-      Layer.provide(Layer.merge(storeLayer, fakeRegistry(path, before, uploads)))
+      Layer.provide(Layer.mergeAll(storeLayer, fakeRegistry(path, before, uploads), files))
     )
     const target = Reference.parse("registry.example.com/team/app:v1")
     if (target._tag === "Left") return yield* Effect.die(target.left)
@@ -174,6 +180,9 @@ describe("Images.pull walks an index tree once, within limits ([H3])", () => {
         blob: () => Stream.die("unused"),
         blobInto: () => Effect.die("unused"),
         listTags: () => Effect.die("unused"),
+        listCatalog: () => Effect.die("unused"),
+        resolveDigest: () => Effect.die("unused"),
+        deleteManifest: () => Effect.die("unused"),
         putManifest: () => Effect.die("unused"),
         uploadBlob: () => Effect.die("unused"),
         getManifest: (_repo, reference) =>

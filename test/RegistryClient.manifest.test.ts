@@ -44,7 +44,8 @@ const getManifest = (client: HttpClient.HttpClient, reference: string) =>
             authFile: undefined,
             resolve: () => Effect.succeed(Credential.anonymous),
             shadowing: () => Effect.succeed(Option.none()),
-            list: Effect.succeed([])
+            list: Effect.succeed([]),
+            listReadable: Effect.succeed({ listings: [], unreadable: [] })
           }),
           Layer.succeed(HttpClient.HttpClient, client)
         ))

@@ -78,7 +78,8 @@ const anonymousResolver = Layer.succeed(CredentialResolver, {
   authFile: undefined,
   resolve: () => Effect.succeed(Credential.anonymous),
   shadowing: () => Effect.succeed(Option.none()),
-  list: Effect.succeed([])
+  list: Effect.succeed([]),
+  listReadable: Effect.succeed({ listings: [], unreadable: [] })
 })
 
 /** Runs `f` with a RegistryClient whose HttpClient is `client`. */

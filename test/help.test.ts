@@ -1,5 +1,5 @@
 /**
- * `--help` of every command, as users read it (plain text through a pipe). A change to a
+ * `--help` of every command in the tree, as users read it (issue 13, item 12). A change to a
  * description, flag or argument shows up here as a snapshot difference to review.
  */
 import { readFile } from "node:fs/promises"
@@ -7,36 +7,87 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { runCli } from "./support/cli.js"
+import * as Tree from "../src/cli/tree.js"
+import { commands, leaves } from "./cli/commandTree.js"
+import { show } from "./support/assertions.js"
+import { binPath, runCli } from "./support/cli.js"
+import { spawnPty } from "./support/pty.js"
 
-const commands = [[], ["pull"], ["push"], ["inspect"], ["tags"], ["registry"], ["registry", "login"], ["registry", "logout"], ["registry", "list"], ["rootfs"], ["rootfs", "build"], ["run"], ["secret"], ["secret", "check"]]
+const env = { HOME: "/nonexistent" }
+
+const help = async (node: Tree.Node) => {
+  const r = await runCli([...node.path, "--help"], { env })
+  expect(r.code, show(r)).toBe(0)
+  expect(r.stderr).toBe("")
+  return r.stdout
+}
+
+/** Sections of a page: heading → its lines. */
+const sections = (page: string): Map<string, ReadonlyArray<string>> =>
+  new Map(page.split(/\n\n(?=[A-Z ]+\n)/).map((block) => {
+    const [heading, ...lines] = block.split("\n")
+    return [heading!, lines] as const
+  }))
+
+const byTitle = (nodes: ReadonlyArray<Tree.Node>) => nodes.map((n) => [Tree.title(n), n] as const)
 
 describe("--help", () => {
-  it.each(commands.map((c) => [c.join(" ") || "microagent", c] as const))("%s --help", async (name, command) => {
-    const r = await runCli([...command, "--help"], { env: { HOME: "/nonexistent" } })
-    expect(r.code).toBe(0)
-    expect(r.stderr).toBe("")
-    expect(r.stdout).not.toMatch(/\x1b\[/)
-    await expect(r.stdout).toMatchFileSnapshot(`snapshots/help-${name.replaceAll(" ", "-")}.txt`)
+  it.each(byTitle(commands))("%s --help", async (title, node) => {
+    const page = await help(node)
+    expect(page).not.toMatch(/\x1b\[/)
+    await expect(page).toMatchFileSnapshot(`snapshots/help-${title.replaceAll(" ", "-")}.txt`)
   })
 
-  it("every command and flag has a description and an example", async () => {
-    for (const command of commands.filter((c) => c.length > 0 && c.join(" ") !== "registry" && c.join(" ") !== "rootfs" && c.join(" ") !== "secret")) {
-      const r = await runCli([...command, "--help"], { env: { HOME: "/nonexistent" } })
-      const sections = r.stdout.split(/\n(?=[A-Z]+\n)/)
-      for (const section of sections.filter((s) => /^(ARGUMENTS|OPTIONS)\n/.test(s))) {
-        // Each entry: a name line, the type line @effect/cli writes, then ours.
-        const entries = section.split(/\n\n(?=\S)/).slice(1)
-        for (const entry of entries) expect(entry, `${command.join(" ")}: ${entry}`).toMatch(/e\.g\.|E\.g\.|: microagent /)
-      }
+  it.each(byTitle(commands))("%s: only microagent's own words, none of @effect/cli's filler; USAGE starts with microagent", async (_, node) => {
+    const page = await help(node)
+    for (const filler of ["A user-defined piece of text", "A true or false value", "This setting is optional", "An integer", "A integer", "One of the following", "A file system path", "Expected one of"]) {
+      expect(page).not.toContain(filler)
     }
+    // Every indented description line is a description from the tree, word for word.
+    const described = new Set([...node.flags, ...node.args, ...Tree.globalFlags].map((e) => e.description))
+    for (const line of page.split("\n").filter((l) => l.startsWith("      "))) expect(described, line).toContain(line.trim())
+    const usage = sections(page).get("USAGE")!
+    expect(usage.length).toBeGreaterThan(0)
+    for (const line of usage) expect(line.startsWith(`  microagent ${node.path.map((w) => `${w} `).join("")}`), line).toBe(true)
+  })
+
+  it("the top-level page lists every command and the global flags", async () => {
+    const page = await help(commands[0]!)
+    const lines = sections(page)
+    for (const node of leaves) expect(lines.get("COMMANDS")!.join("\n")).toContain(`  ${node.path.join(" ")} `)
+    for (const flag of ["--log-level", "--completions", "--version", "--help"]) expect(lines.get("GLOBAL OPTIONS")!.join("\n")).toContain(flag)
+  })
+
+  it.each(byTitle(leaves))("%s: every argument and flag says what it is, with an example of this command", async (_, node) => {
+    const page = await help(node)
+    for (const entry of [...node.args, ...node.flags]) {
+      expect(entry.description, `${Tree.title(node)}: ${JSON.stringify(entry)}`).toMatch(/e\.g\.|E\.g\.|: microagent /)
+      // An example of another command only (push's --quiet showed `microagent pull -q`) misleads.
+      const examples = [...entry.description.matchAll(/microagent ((?:[a-z]+ )*[a-z]+)/g)].map(([, words]) => `${words} `)
+      if (examples.length > 0) expect(examples.some((words) => words.startsWith(`${node.path.join(" ")} `)), `${Tree.title(node)}: ${entry.description}`).toBe(true)
+    }
+    expect(page).toContain(`${Tree.title(node)} `)
+  })
+
+  it("--jobs states its range wherever it is taken", () => {
+    const withJobs = leaves.flatMap((n) => n.flags.filter((f) => f.names.includes("--jobs")))
+    expect(withJobs.length).toBeGreaterThan(0)
+    for (const flag of withJobs) expect(flag.description).toContain("1–64")
+  })
+
+  it("on a terminal with colour on, help has no title and no colour, so no line vanishes on a light background", async () => {
+    const session = spawnPty(process.execPath, [binPath, "push", "--help"], { env: { ...env, NO_COLOR: "" } })
+    const { code, output } = await session.exited
+    expect(code, output).toBe(0)
+    expect(output).not.toMatch(/\x1b\[/)
+    expect(output.split("\r\n")[0]).toBe(commands.find((n) => Tree.title(n) === "push")!.description)
   })
 })
 
 describe("--version", () => {
   it("prints the package's version and one newline, for $(microagent --version)", async () => {
     const { version } = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
-    const r = await runCli(["--version"], { env: { HOME: "/nonexistent" } })
+    const r = await runCli(["--version"], { env })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toBe(`${version}\n`)
     expect(r.stderr).toBe("")

@@ -179,6 +179,56 @@ describe("on a terminal", () => {
     assert.strictEqual(narrow[0], "sha256:aaaaaaaaaaaa      2.0 MiB / 2.0 MiB  done")
   })
 
+  it("at every width from 20 to 120 columns: shorter forms instead of cut words or units, and every finished blob's word shown", () => {
+    const GiB = 1024 * MiB
+    const big: ReadonlyArray<BlobEvent> = [
+      { _tag: "Start", digest: A, size: 1.5 * GiB },
+      { _tag: "Done", digest: B, size: 300 * MiB, skipped: true },
+      { _tag: "Start", digest: C, size: 999 * MiB },
+      { _tag: "Progress", digest: A, size: 1.5 * GiB, done: 73.8 * MiB },
+      { _tag: "Progress", digest: C, size: 999 * MiB, done: 998.9 * MiB },
+      { _tag: "Done", digest: C, size: 999 * MiB, skipped: false },
+      { _tag: "Progress", digest: A, size: 1.5 * GiB, done: 1023.9 * MiB }
+    ]
+    const unit = String.raw`\d+(\.\d)? (B|KiB|MiB|GiB)`
+    // Each part whole: a digest (perhaps without its prefix), a bar, sizes, then a word, a rate or a percentage.
+    const whole = new RegExp(
+      String.raw`^(sha256:[0-9a-f]{12}|[0-9a-f]{4,12})( \[[=> ]+\])?( +${unit}( / ${unit})?)?( +(done|exists|stopped|${unit}/s|\d+%))?$`
+    )
+    for (let columns = 20; columns <= 120; columns++) {
+      const size = { columns, rows: 24 }
+      const frames = play(true, size, big)
+      for (let i = 1; i < frames.length; i++) {
+        for (const line of screen(frames.slice(0, i).join(""))) {
+          assert.isBelow(line.length, columns, `${columns} columns: ${line}`)
+          assert.match(line, whole, `${columns} columns`)
+        }
+      }
+      const [a, b, c] = screen(frames.slice(0, -1).join(""))
+      assert.match(b!, /[0-9a-f] .*exists$/, `${columns} columns`)
+      assert.match(c!, /[0-9a-f] .*done$/, `${columns} columns`)
+      // What the widest form shows goes last: at 120 columns, everything.
+      if (columns === 120) {
+        assert.match(a!, /^sha256:a{12} \[=+>? *\] +1023\.9 MiB \/ 1\.5 GiB  \d+(\.\d)? (B|KiB|MiB|GiB)\/s$/, a)
+      }
+    }
+    assert.deepStrictEqual(screen(play(true, { columns: 20, rows: 24 }, big).slice(0, -1).join("")), ["aaaaaaaaaaaa 66%", "bbbbbbbbbbbb exists", "cccccccccccc done"])
+    assert.deepStrictEqual(screen(play(true, { columns: 30, rows: 24 }, big).slice(0, -1).join("")), [
+      "sha256:aaaaaaaaaaaa  66%",
+      "sha256:bbbbbbbbbbbb  exists",
+      "sha256:cccccccccccc  done"
+    ])
+  })
+
+  it("a rate below 1 KiB/s is whole bytes", () => {
+    let t = 0
+    const timed = Progress.makeRenderer({ tty: true, now: () => t })
+    timed.onBlob({ _tag: "Start", digest: A, size: 4096 })
+    t = 3000
+    timed.onBlob({ _tag: "Progress", digest: A, size: 4096, done: 1000 })
+    assert.match(screen(timed.frame(size80))[0]!, /  333 B\/s$/)
+  })
+
   it("folds the oldest finished blobs into one line when they do not fit the terminal's height", () => {
     const many: Array<BlobEvent> = []
     for (let i = 0; i < 30; i++) {
@@ -190,6 +240,8 @@ describe("on a terminal", () => {
     assert.lengthOf(lines, 8)
     assert.strictEqual(lines[0], "24 blobs finished (2.3 KiB)")
     assert.match(lines[7]!, /^sha256:eeeeeeeeeeee .* 0 B \/ 100 B$/)
+    // Narrow: the folded line drops its size rather than cutting it.
+    assert.strictEqual(screen(play(true, { columns: 20, rows: 10 }, [...many, last]).slice(0, -1).join(""))[0], "24 blobs finished")
   })
 
   it("on failure draws the last state and leaves the cursor at the start of a line", () => {
@@ -198,6 +250,23 @@ describe("on a terminal", () => {
     const out = renderer.finish(size80, undefined)
     assert.isTrue(out.endsWith("\n"))
     assert.lengthOf(screen(out), 3)
+  })
+
+  it("ended (failed or interrupted) with blobs still moving: they show stopped, never a rate that looks live", () => {
+    let t = 0
+    const renderer = Progress.makeRenderer({ tty: true, now: () => t })
+    for (const event of events.slice(0, 5)) {
+      renderer.onBlob(event)
+      t += 100
+    }
+    const drawn = renderer.frame(size80)
+    assert.match(drawn, /MiB\/s/)
+    // Nothing moved since that frame: the end redraws anyway.
+    const lines = screen(drawn + renderer.finish(size80, undefined))
+    assert.notMatch(lines.join("\n"), /\/s/)
+    assert.match(lines[0]!, /^sha256:a{12} \[=+> *\] +1\.0 MiB \/ 2\.0 MiB  stopped$/)
+    assert.match(lines[1]!, /exists$/)
+    assert.match(lines[2]!, /^sha256:c{12} .* 1\.0 MiB \/ 3\.0 MiB  stopped$/)
   })
 })
 

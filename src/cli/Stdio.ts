@@ -15,6 +15,12 @@ export interface StdioService {
   readonly stderrIsTTY: boolean
   /** All of standard input, up to its end. */
   readonly readStdin: Effect.Effect<Uint8Array>
+  /**
+   * Runs `self` with the terminal's echo off when standard input is a terminal, and turns it
+   * back on however `self` ends: a password typed there is not shown. The terminal's own line
+   * editing stays, so Ctrl-D still ends the input and Ctrl-C still interrupts.
+   */
+  readonly withoutEcho: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Standard error's terminal size now; 80×24 when it is no terminal or does not say. */
   readonly stderrSize: Effect.Effect<TerminalSize>
   /** Writes text to standard error as is: no prefix, no newline added (progress displays). */

@@ -9,7 +9,7 @@ import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { UsageError } from "../domain/Errors.js"
+import { ImageStoreError, UsageError } from "../domain/Errors.js"
 import * as Reference from "../domain/Reference.js"
 import { type BlobEvent, Images, type Moved } from "../Images.js"
 import * as CliArgs from "./args.js"
@@ -18,36 +18,44 @@ import * as Progress from "./progress.js"
 
 
 const jobs = Options.integer("jobs").pipe(
-  Options.withDescription("Blobs to move at once (default 4), e.g. --jobs 8"),
+  Options.withDescription("Blobs to move at once, 1–64 (default 4), e.g. --jobs 8"),
   Options.withDefault(4)
 )
 
-const quiet = Options.boolean("quiet").pipe(
-  Options.withAlias("q"),
-  Options.withDescription("Print only the digest (or --json): no progress or summary on stderr; errors and warnings still appear. E.g. digest=$(microagent pull -q app:1)")
-)
-
-const json = Options.boolean("json").pipe(
-  Options.withDescription(
-    "Print one JSON document on stdout instead of the digest: reference, digest, mediaType, transferred, skipped, bytesTransferred, bytesSkipped, durationMs; e.g. microagent pull --json app:1 | jq .bytesTransferred"
+const quiet = (example: string) =>
+  Options.boolean("quiet").pipe(
+    Options.withAlias("q"),
+    Options.withDescription(`Print only the digest (or --json): no progress or summary on stderr; errors and warnings still appear. E.g. ${example}`)
   )
-)
 
-/** Runs a transfer with progress on stderr, then prints the digest, or the JSON document, on stdout. */
-const transfer = <E, R>(
-  options: { readonly quiet: boolean; readonly json: boolean; readonly verb: string; readonly reference: Reference.Reference },
+const json = (example: string) =>
+  Options.boolean("json").pipe(
+    Options.withDescription(
+      `Print one JSON document on stdout instead of the digest: reference, digest, mediaType, transferred, skipped, bytesTransferred, bytesSkipped, durationMs; e.g. ${example}`
+    )
+  )
+
+/**
+ * Runs a transfer with progress on stderr, then prints the digest, or the JSON document, on
+ * stdout; after a conversion, the digest it was converted from on stderr ([M7]).
+ */
+export const transfer = <E, R>(
+  options: { readonly quiet: boolean; readonly json: boolean; readonly verb: string; readonly reference: string },
   run: (onBlob: ((event: BlobEvent) => void) | undefined) => Effect.Effect<Moved, E, R>
 ) =>
   Effect.gen(function*() {
     const display = yield* Progress.display(options.quiet)
     const [elapsed, moved] = yield* Effect.timed(Progress.track(display, Progress.movedSummary(options.verb), run))
+    const converted = moved.sourceDigest !== undefined && moved.sourceDigest !== moved.digest
+    if (converted && !options.quiet && !options.json) yield* Console.error(`converted from ${moved.sourceDigest}`)
     yield* Console.log(options.json ? JSON.stringify(document(options.reference, moved, elapsed)) : moved.digest)
   })
 
 /** The `--json` document: field names are stable (docs list them). */
-const document = (reference: Reference.Reference, moved: Moved, elapsed: Duration.Duration) => ({
-  reference: Reference.format(reference),
+const document = (reference: string, moved: Moved, elapsed: Duration.Duration) => ({
+  reference,
   digest: moved.digest,
+  ...(moved.sourceDigest !== undefined && moved.sourceDigest !== moved.digest ? { sourceDigest: moved.sourceDigest } : {}),
   mediaType: moved.mediaType,
   transferred: moved.transferred,
   skipped: moved.skipped,
@@ -56,10 +64,21 @@ const document = (reference: Reference.Reference, moved: Moved, elapsed: Duratio
   durationMs: Math.round(Duration.toMillis(elapsed))
 })
 
-const checkJobs = (n: number) => n >= 1 && n <= 64 ? Effect.void : Effect.fail(new UsageError({ message: `--jobs must be between 1 and 64, not ${n}` }))
+export const checkJobs = (n: number) => n >= 1 && n <= 64 ? Effect.void : Effect.fail(new UsageError({ message: `--jobs must be between 1 and 64, not ${n}` }))
 
-/** The flags every transfer takes. */
-const transferOptions = { jobs, quiet, json, insecure: insecureOption }
+/** The flags every transfer takes, their examples in the words of the command that takes them (`push`, `<source> <reference>`). */
+export const transferOptions = (command: string, args: string) => ({
+  jobs,
+  quiet: quiet(`digest=$(microagent ${command} -q ${args})`),
+  json: json(`microagent ${command} --json ${args} | jq .bytesTransferred`),
+  insecure: insecureOption
+})
+
+/** `--format oci` ([I2], [M7]): pull and copy convert Docker manifests to OCI media types. */
+export const formatOption = Options.choice("format", ["oci"]).pipe(
+  Options.withDescription("Convert Docker manifests and configs to OCI media types (new digest on stdout, 'converted from <old>' on stderr); without it the bytes are kept exactly, e.g. --format oci"),
+  Options.optional
+)
 
 export const pull = Command.make(
   "pull",
@@ -67,7 +86,8 @@ export const pull = Command.make(
     image: Args.text({ name: "reference" }).pipe(Args.withDescription("Image to pull: [registry/]repository[:tag][@digest], e.g. alpine:3.20 or localhost:5000/team/app@sha256:<hex>")),
     platform: Options.text("platform").pipe(Options.withDescription("Pick one platform of a multi-platform image: os/arch[/variant], e.g. --platform linux/arm64"), Options.optional),
     output: Options.directory("output").pipe(Options.withDescription("Write an OCI layout to this folder instead of the shared store, e.g. --output ./app-layout"), Options.optional),
-    ...transferOptions
+    format: formatOption,
+    ...transferOptions("pull", "app:1")
   },
   (args) =>
     Effect.gen(function*() {
@@ -80,8 +100,8 @@ export const pull = Command.make(
       const images = yield* Images
       const output = Option.getOrUndefined(args.output)
       yield* transfer(
-        { quiet: args.quiet, json: args.json, verb: "pulled", reference: ref },
-        (onBlob) => images.pull(ref, { platform, output, jobs: args.jobs, onBlob })
+        { quiet: args.quiet, json: args.json, verb: "pulled", reference: Reference.format(ref) },
+        (onBlob) => images.pull(ref, { platform, output, jobs: args.jobs, onBlob, format: Option.getOrUndefined(args.format) })
       )
     })
 ).pipe(Command.withDescription("Pull an image into the shared store (or --output folder) and print its digest"))
@@ -91,7 +111,7 @@ export const push = Command.make(
   {
     source: Args.text({ name: "source" }).pipe(Args.withDescription("An image in the store (by reference) or a layout: oci:<dir>[:<tag>], e.g. oci:./app-layout:1.0")),
     image: Args.text({ name: "reference" }).pipe(Args.withDescription("Where to push it: registry/repository[:tag], e.g. localhost:5000/team/app:1.0")),
-    ...transferOptions
+    ...transferOptions("push", "oci:./app-layout:1.0 localhost:5000/team/app:1.0")
   },
   (args) =>
     Effect.gen(function*() {
@@ -101,8 +121,17 @@ export const push = Command.make(
       yield* allowInsecure(args.insecure, target.registry)
       const images = yield* Images
       yield* transfer(
-        { quiet: args.quiet, json: args.json, verb: "pushed", reference: target },
-        (onBlob) => images.push(source, target, { jobs: args.jobs, onBlob })
+        { quiet: args.quiet, json: args.json, verb: "pushed", reference: Reference.format(target) },
+        (onBlob) =>
+          images.push(source, target, { jobs: args.jobs, onBlob }).pipe(
+            // Pushing from a registry is a copy (issue 12, item 7).
+            Effect.catchTag("ImageStoreError", (e) =>
+              Effect.fail(
+                source._tag === "Store" && e.hint === undefined && e.message.includes("no image named")
+                  ? ImageStoreError.of(e.path, e.reason, `push sends images from the store; to copy from a registry: microagent copy ${args.source} ${args.image}`)
+                  : e
+              ))
+          )
       )
     })
 ).pipe(Command.withDescription("Push an image from the store or an OCI layout to a registry and print its digest"))

@@ -14,35 +14,79 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { NotFound, UsageError } from "../domain/Errors.js"
+import { ImageStoreError, RegistryUnavailable, UsageError } from "../domain/Errors.js"
 import * as Bytes from "../domain/Bytes.js"
 import * as Manifest from "../domain/Manifest.js"
 import * as Platform from "../domain/Platform.js"
 import * as Reference from "../domain/Reference.js"
-import { type FetchedManifest, fromRegistry, refusedContent, RegistryClient, type Repository } from "../RegistryClient.js"
+import * as Transport from "../registry/Transport.js"
+import { ImageStore } from "../ImageStore.js"
+import * as ImageTree from "../ImageTree.js"
+import * as PlatformChoice from "../PlatformChoice.js"
+import { refusedContent, RegistryClient } from "../RegistryClient.js"
 import * as CliArgs from "./args.js"
 import { allowInsecure, insecureOption } from "./insecure.js"
 import { Stdio } from "./Stdio.js"
 
 
 // ---------------------------------------------------------------------------------------------
-// The config blob
-
-/** Config blobs are small; like manifests ([P4]) anything past 4 MiB is refused, not truncated. */
-const maxConfigBytes = 4 * 1024 * 1024
+// Where the image is read: a registry, or a layout (the shared store is one) ([M6])
 
 const imageConfigTypes: ReadonlyArray<string> = [Manifest.MediaType.OciConfig, "application/vnd.docker.container.image.v1+json"]
 
-/** The config blob's bytes, verified by RegistryClient.blob, read only up to the cap. */
-const configBytes = (repo: Repository, descriptor: Manifest.Descriptor) =>
+/** An image to inspect, wherever it is: its manifest, and the way to its children and config. */
+interface Source {
+  /** The name the document reports. */
+  readonly name: string
+  readonly top: ImageTree.Node
+  /** The index it was picked from with `--platform`. */
+  readonly index: ImageTree.Node | undefined
+  /** A config blob's bytes, verified, capped at 4 MiB. */
+  readonly config: (descriptor: Manifest.Descriptor) => Effect.Effect<Uint8Array, unknown>
+  /** Refuses what the source holds (a config that is not one). */
+  readonly refuse: (what: string, why: string) => unknown
+}
+
+const registrySource = (ref: Reference.Reference, platform: Manifest.Platform | undefined) =>
   Effect.gen(function*() {
-    const what = `config blob ${descriptor.digest}`
-    const tooLarge = refusedContent(repo.registry, what, "too-large", `it is larger than the ${maxConfigBytes / 1024 / 1024} MiB cap for configs`)
-    if (descriptor.size > maxConfigBytes) return yield* tooLarge
-    return yield* (yield* RegistryClient).blob(repo, descriptor).pipe(
-      Bytes.collectUpTo(maxConfigBytes, () => tooLarge),
-      Effect.mapError((e) => e._tag === "DigestMismatch" ? fromRegistry(repo.registry)(e) : e)
-    )
+    const client = yield* RegistryClient
+    const repo = { registry: ref.registry, repository: ref.repository }
+    const { above, top } = yield* PlatformChoice.choose(client, ref, platform)
+    const index = above.length > 0 ? yield* client.getManifest(repo, above[0]!) : undefined
+    return {
+      name: Reference.format(ref),
+      top,
+      index,
+      config: (d: Manifest.Descriptor) => PlatformChoice.configBytes(client, repo, d),
+      refuse: (what: string, why: string) => refusedContent(ref.registry, what, "invalid", why)
+    } satisfies Source as Source
+  })
+
+/** An image of a layout, read offline; `name` as `find` takes it. */
+const layoutSource = (root: string | undefined, name: string | undefined, shown: string, platform: Manifest.Platform | undefined) =>
+  Effect.gen(function*() {
+    const layout = yield* (yield* ImageStore).open(root, { create: false })
+    const read = ImageTree.layoutNode(layout)
+    let top = yield* read(yield* layout.find(name))
+    let index: ImageTree.Node | undefined
+    const config = (d: Manifest.Descriptor) => Effect.zipRight(layout.blobFile(d.digest, d.size), layout.readBlob(d.digest, PlatformChoice.maxConfigBytes))
+    const missing = (has: string) => ImageStoreError.of(layout.root, `${shown} has no image for ${Platform.format(platform!)} (${has})`)
+    if (platform !== undefined && top.manifest._tag === "Index") {
+      const child = PlatformChoice.chooseChild(top.manifest, platform)
+      if (Either.isLeft(child)) return yield* missing(child.left)
+      index = top
+      top = yield* read(child.right)
+    } else if (platform !== undefined && top.manifest._tag === "Image") {
+      const own = PlatformChoice.configPlatform(yield* config(top.manifest.config))
+      if (own !== undefined && !Platform.matches(platform, own)) return yield* missing(`it is a single-platform image for ${Platform.format(own)}`)
+    }
+    return {
+      name: shown,
+      top,
+      index,
+      config,
+      refuse: (what: string, why: string) => ImageStoreError.of(layout.root, `${what}: ${why}`)
+    } satisfies Source as Source
   })
 
 const Strings = Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
@@ -57,6 +101,8 @@ const ImageConfig = Schema.Struct({
     Entrypoint: Strings,
     Cmd: Strings,
     Env: Strings,
+    // A Go set: only the keys ("8080/tcp") mean anything.
+    ExposedPorts: Schema.optional(Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.Unknown }))),
     Labels: Schema.optional(Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.String }))),
     WorkingDir: Schema.optional(Schema.String),
     User: Schema.optional(Schema.String)
@@ -87,6 +133,7 @@ export interface ConfigJson {
   readonly entrypoint?: ReadonlyArray<string>
   readonly cmd?: ReadonlyArray<string>
   readonly env?: ReadonlyArray<string>
+  readonly exposedPorts?: ReadonlyArray<string>
   readonly labels?: Readonly<Record<string, string>>
   readonly workingDir?: string
   readonly user?: string
@@ -119,20 +166,14 @@ const platformJson = (d: Manifest.Descriptor): PlatformJson =>
   }) as PlatformJson
 
 /** The config summary; only image configs are fetched and read (an artifact's config may be anything). */
-const configJson = (repo: Repository, descriptor: Manifest.Descriptor) =>
+const configJson = (source: Source, descriptor: Manifest.Descriptor) =>
   Effect.gen(function*() {
     const base = { digest: descriptor.digest, size: descriptor.size, mediaType: descriptor.mediaType }
     if (!imageConfigTypes.includes(Manifest.bareType(descriptor.mediaType))) return base as ConfigJson
-    const bytes = yield* configBytes(repo, descriptor)
+    const bytes = yield* source.config(descriptor)
     const config = yield* Either.mapLeft(
       decodeConfig(new TextDecoder().decode(bytes)),
-      (e) =>
-        refusedContent(
-          repo.registry,
-          `config blob ${descriptor.digest}`,
-          "invalid",
-          `it is not an image config: ${ParseResult.TreeFormatter.formatErrorSync(e)}`
-        )
+      (e) => source.refuse(`config blob ${descriptor.digest}`, `it is not an image config: ${ParseResult.TreeFormatter.formatErrorSync(e)}`)
     )
     const run = config.config ?? undefined
     return defined({
@@ -144,30 +185,27 @@ const configJson = (repo: Repository, descriptor: Manifest.Descriptor) =>
       entrypoint: run?.Entrypoint ?? undefined,
       cmd: run?.Cmd ?? undefined,
       env: run?.Env ?? undefined,
+      exposedPorts: run?.ExposedPorts ? Object.keys(run.ExposedPorts) : undefined,
       labels: run?.Labels ?? undefined,
       workingDir: run?.WorkingDir === "" ? undefined : run?.WorkingDir,
       user: run?.User === "" ? undefined : run?.User
     }) as ConfigJson
   })
 
-const describe = (
-  ref: Reference.Reference,
-  repo: Repository,
-  fetched: FetchedManifest,
-  index: FetchedManifest | undefined
-) =>
+const describe = (source: Source) =>
   Effect.gen(function*() {
+    const fetched = source.top
     const head = {
-      reference: Reference.format(ref),
+      reference: source.name,
       digest: fetched.digest,
       mediaType: fetched.mediaType,
-      ...(index === undefined ? {} : { index: { digest: index.digest, mediaType: index.mediaType } })
+      ...(source.index === undefined ? {} : { index: { digest: source.index.digest, mediaType: source.index.mediaType } })
     }
     const m = fetched.manifest
     if (m._tag === "Index") return { ...head, platforms: m.manifests.map(platformJson) } satisfies InspectJson as InspectJson
     return {
       ...head,
-      config: yield* configJson(repo, m.config),
+      config: yield* configJson(source, m.config),
       layers: m.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })),
       size: m.config.size + m.layers.reduce((sum, l) => sum + l.size, 0)
     } satisfies InspectJson as InspectJson
@@ -175,6 +213,12 @@ const describe = (
 
 // ---------------------------------------------------------------------------------------------
 // Human output
+
+/**
+ * Text from the image as it is, whole, but for line breaks and control characters, written as
+ * escapes: each value stays on its line, and none can move the terminal's cursor.
+ */
+const printable = (text: string): string => Transport.oneLine(text, Number.POSITIVE_INFINITY)
 
 const sized = (bytes: number) => bytes < 1024 ? `${bytes} B` : `${Bytes.format(bytes)} (${bytes} bytes)`
 
@@ -200,11 +244,16 @@ const humanLines = (doc: InspectJson): ReadonlyArray<string> => {
     if (c.workingDir !== undefined) lines.push(row("Workdir", c.workingDir))
     if (c.user !== undefined) lines.push(row("User", c.user))
     if (imageConfigTypes.includes(Manifest.bareType(c.mediaType))) {
-      const env = c.env?.length ?? 0
-      lines.push(row("Env", `${env} variable${env === 1 ? "" : "s"}`))
+      // As the config has them: anyone who can pull the image can read them (secrets belong in
+      // `run --secret`, not in an image's environment).
+      const env = c.env ?? []
+      lines.push(row("Env", env.length === 0 ? "none" : String(env.length)))
+      for (const variable of env) lines.push(`  ${printable(variable)}`)
+      const ports = c.exposedPorts ?? []
+      lines.push(row("Ports", ports.length === 0 ? "none" : ports.map(printable).join(", ")))
       const labels = Object.entries(c.labels ?? {})
       lines.push(row("Labels", labels.length === 0 ? "none" : String(labels.length)))
-      for (const [k, v] of labels) lines.push(`  ${k}=${v}`)
+      for (const [k, v] of labels) lines.push(`  ${printable(k)}=${printable(v)}`)
     }
     lines.push(row("Config", `${c.digest}  ${sized(c.size)}`))
   }
@@ -222,59 +271,69 @@ const humanLines = (doc: InspectJson): ReadonlyArray<string> => {
 // ---------------------------------------------------------------------------------------------
 // The command
 
+/**
+ * The source a command line names ([M6]): `oci:<dir>[:<name>]` and `store:<ref>` are read
+ * offline; a reference is read from its registry, or from the store with `--local`, or when the
+ * registry cannot be reached and the store has it (said in a warning).
+ */
+const sourceOf = (text: string, local: boolean, platform: Manifest.Platform | undefined) =>
+  Effect.gen(function*() {
+    if (text.startsWith("oci:")) {
+      const where = yield* CliArgs.copyLocation(text)
+      if (where._tag === "Layout") return yield* layoutSource(where.dir, where.name, text, platform)
+    }
+    const stored = text.startsWith("store:")
+    const ref = yield* CliArgs.imageReference(stored ? text.slice(6) : text)
+    const fromStore = layoutSource(undefined, Reference.format(ref), Reference.format(ref), platform)
+    if (stored || local) return yield* fromStore
+    return yield* registrySource(ref, platform).pipe(
+      Effect.catchIf(
+        (e): e is RegistryUnavailable => e instanceof RegistryUnavailable && (e.kind === "connection" || e.kind === "exhausted"),
+        (unreachable) =>
+          fromStore.pipe(
+            Effect.tap(() => Effect.logWarning(`${ref.registry} cannot be reached (${unreachable.reason}); showing the image from the store`)),
+            Effect.orElse(() => Effect.fail(unreachable))
+          )
+      )
+    )
+  })
+
 export const inspect = Command.make(
   "inspect",
   {
-    image: Args.text({ name: "reference" }).pipe(Args.withDescription("Image to inspect: [registry/]repository[:tag][@digest], e.g. localhost:5000/team/app:1.0")),
+    image: Args.text({ name: "reference" }).pipe(Args.withDescription("Image to inspect: [registry/]repository[:tag][@digest], store:<ref> (the shared store) or oci:<dir>[:<name>] (a layout), e.g. localhost:5000/team/app:1.0")),
     raw: Options.boolean("raw").pipe(Options.withDescription("Print the manifest bytes exactly as served (their sha256 is the digest), e.g. microagent inspect --raw app:1 | sha256sum")),
     config: Options.boolean("config").pipe(Options.withDescription("Print the image's config blob bytes exactly as served, e.g. microagent inspect --config app:1 | jq .config")),
     json: Options.boolean("json").pipe(Options.withDescription("Print one JSON document: reference, digest, mediaType, platforms or config, layers and size, e.g. microagent inspect --json app:1 | jq .layers")),
     platform: Options.text("platform").pipe(Options.withDescription("Inspect one platform of a multi-platform image: os/arch[/variant], e.g. --platform linux/amd64"), Options.optional),
+    local: Options.boolean("local").pipe(Options.withDescription("Read the image from the shared store, not its registry (offline), e.g. microagent inspect --local alpine:3.20")),
     insecure: insecureOption
   },
   (args) =>
     Effect.gen(function*() {
-      const ref = yield* CliArgs.imageReference(args.image)
       if ([args.raw, args.config, args.json].filter(Boolean).length > 1) {
         return yield* new UsageError({ message: "give at most one of --raw, --config and --json" })
       }
       const platform = Option.isSome(args.platform) ? yield* CliArgs.platform(args.platform.value) : undefined
-      yield* allowInsecure(args.insecure, ref.registry)
-      const client = yield* RegistryClient
-      const repo = { registry: ref.registry, repository: ref.repository }
-      const top = yield* client.getManifest(repo, ref.digest ?? ref.tag ?? "latest")
-
-      // Same choice as pull: --platform picks a child of an index and means nothing for an image.
-      let fetched = top
-      let index: FetchedManifest | undefined
-      if (platform !== undefined && top.manifest._tag === "Index") {
-        const child = Platform.select(platform, top.manifest.manifests)
-        if (child === undefined) {
-          const offered = top.manifest.manifests.flatMap((m) => m.platform ? [Platform.format(m.platform)] : []).join(", ")
-          return yield* new NotFound({
-            registry: ref.registry,
-            what: `platform ${Platform.format(platform)}`,
-            message: `${Reference.format(ref)} has no image for ${Platform.format(platform)} (it has: ${offered || "none listed"})`
-          })
-        }
-        index = top
-        fetched = yield* client.getManifest(repo, child.digest)
+      if (!args.image.startsWith("oci:") && !args.image.startsWith("store:")) {
+        yield* allowInsecure(args.insecure, (yield* CliArgs.imageReference(args.image)).registry)
       }
-
+      const source = yield* sourceOf(args.image, args.local, platform)
+      const fetched = source.top
       if (args.raw) return yield* (yield* Stdio).writeStdout(fetched.bytes)
       if (args.config) {
         const m = fetched.manifest
         if (m._tag === "Index") {
           const first = m.manifests.find((d) => d.platform !== undefined)?.platform
           return yield* new UsageError({
-            message: `${Reference.format(ref)} is a multi-platform index, which has no config; pick one of its images with --platform`,
+            message: `${source.name} is a multi-platform index, which has no config; pick one of its images with --platform`,
             hint: `microagent inspect ${args.image} --platform ${first === undefined ? "linux/amd64" : Platform.format(first)} --config`
           })
         }
-        return yield* (yield* Stdio).writeStdout(yield* configBytes(repo, m.config))
+        return yield* (yield* Stdio).writeStdout(yield* source.config(m.config))
       }
-      const doc = yield* describe(ref, repo, fetched, index)
+      const doc = yield* describe(source)
       if (args.json) return yield* Console.log(JSON.stringify(doc, null, 2))
       for (const line of humanLines(doc)) yield* Console.log(line)
     })
-).pipe(Command.withDescription("Show an image's digest, media type, platforms or config and layers, without pulling it"))
+).pipe(Command.withDescription("Show an image's digest, media type, platforms or config and layers: from its registry without pulling, or from the store or a layout offline"))

@@ -127,9 +127,10 @@ export const stderrLogger = Logger.make(({ cause, logLevel, message }) => {
 const ansi = /\x1b\[[0-9;]*m/g
 
 /**
- * @effect/cli styles its help and errors with ANSI codes whatever the stream; a pipe, a log file
- * or `NO_COLOR` gets plain text instead. Its parse errors also arrive bare on stderr: they get
- * the `error:` prefix every other failure line has, so scripts can grep one pattern.
+ * @effect/cli styles what it prints (its prompts, and a parse error that cli/usage.ts did not
+ * catch first) with ANSI codes whatever the stream; a pipe, a log file or `NO_COLOR` gets plain
+ * text instead. Its parse errors also arrive bare on stderr: they get the `error:` prefix every
+ * other failure line has, so scripts can grep one pattern.
  */
 export const withUserConsole = (plain: { readonly stdout: boolean; readonly stderr: boolean }) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
@@ -147,8 +148,8 @@ export const withUserConsole = (plain: { readonly stdout: boolean; readonly stde
 const stripAnsi = (u: unknown): unknown => typeof u === "string" ? u.replace(ansi, "") : u
 
 /**
- * @effect/cli prints `--version` and help as paragraphs that end in a newline, and `log` adds
- * one: `microagent --version` printed a blank line after the version.
+ * @effect/cli prints its text as paragraphs that end in a newline, and `log` adds one:
+ * `microagent --version` printed a blank line after the version.
  */
 const withoutFinalNewline = (args: ReadonlyArray<unknown>): ReadonlyArray<unknown> => {
   const last = args.at(-1)

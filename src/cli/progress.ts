@@ -82,7 +82,11 @@ export interface Renderer {
   readonly onBlob: (event: BlobEvent) => void
   /** What to write now; "" when there is nothing new. */
   readonly frame: (size: TerminalSize) => string
-  /** The last frame, then the summary line if there is one. Leaves the cursor at the start of a line. */
+  /**
+   * The last frame, then the summary line if there is one. Blobs still moving (the transfer failed
+   * or was interrupted) show `stopped`, not a rate that would look live. Leaves the cursor at the
+   * start of a line.
+   */
   readonly finish: (size: TerminalSize, summary: string | undefined) => string
 }
 
@@ -92,6 +96,15 @@ const up = (n: number) => `${ESC}${n}A\r`
 const clearLine = `${ESC}2K`
 const clearBelow = `${ESC}J`
 
+/**
+ * The first of `forms`, from the widest, that fits `width`: a narrow terminal gets a shorter
+ * line, never a word or unit cut in two. Only the last is cut, on a terminal a few columns wide.
+ */
+const fitting = (width: number, forms: ReadonlyArray<string>): string =>
+  forms.find((form) => form.length <= width) ?? forms.at(-1)!.slice(0, width)
+
+const joined = (...parts: ReadonlyArray<string>) => parts.filter((p) => p !== "").join("  ")
+
 export const makeRenderer = (options: { readonly tty: boolean; readonly now: () => number }): Renderer => {
   const { now, tty } = options
   const blobs = new Map<string, BlobState>()
@@ -100,6 +113,8 @@ export const makeRenderer = (options: { readonly tty: boolean; readonly now: () 
   let dirty = false
   let moving = 0
   let drawn = 0
+  /** The transfer is over: a blob still moving has stopped. */
+  let ended = false
 
   const entry = (digest: string, size: number): BlobState => {
     let blob = blobs.get(digest)
@@ -139,11 +154,10 @@ export const makeRenderer = (options: { readonly tty: boolean; readonly now: () 
     const width = Math.max(1, columns - 1) // never the last column: a wrapped line breaks the redraw
     const bytes = blob.state === "exists" ? Bytes.format(blob.size) : `${Bytes.format(blob.done)} / ${Bytes.format(blob.size)}`
     const seconds = ((blob.state === "moving" ? at : blob.finishedAt) - blob.startedAt) / 1000
-    const tail = blob.state !== "moving"
-      ? blob.state
-      : blob.done > 0 && seconds > 0
-      ? `${Bytes.format(blob.done / seconds)}/s`
-      : ""
+    // What became of the blob: shown at every width.
+    const word = blob.state !== "moving" ? blob.state : ended ? "stopped" : ""
+    const rate = word === "" && blob.done > 0 && seconds > 0 ? `${Bytes.format(Math.round(blob.done / seconds))}/s` : ""
+    const tail = word || rate
     const head = shortDigest(blob.digest)
     const fixed = head.length + 2 + 21 + 2 + 11
     const inner = Math.min(30, width - fixed - 3)
@@ -153,8 +167,16 @@ export const makeRenderer = (options: { readonly tty: boolean; readonly now: () 
       const filled = Math.floor(ratio * inner)
       bar = ` [${"=".repeat(filled)}${filled < inner && ratio > 0 ? ">" : ""}`.padEnd(inner + 2) + "]"
     }
-    const line = `${head}${bar}  ${bytes.padStart(21)}  ${tail}`.trimEnd()
-    return line.length > width ? line.slice(0, width) : line
+    const percent = word === "" && blob.size > 0 ? `${Math.floor((100 * Math.min(blob.done, blob.size)) / blob.size)}%` : ""
+    const hex = head.slice(head.indexOf(":") + 1)
+    // Narrower and narrower: the bar and the padding go, then the rate, the sizes, the digest's prefix.
+    return fitting(width, [
+      `${head}${bar}  ${bytes.padStart(21)}  ${tail}`.trimEnd(),
+      joined(head, bytes, tail),
+      joined(head, bytes, word),
+      joined(head, word || percent),
+      `${hex.slice(0, Math.max(4, width - 1 - (word || percent).length))} ${word || percent}`.trimEnd()
+    ])
   }
 
   /** The blobs that fit the terminal: when they do not, the oldest finished ones fold into one line. */
@@ -178,8 +200,14 @@ export const makeRenderer = (options: { readonly tty: boolean; readonly now: () 
     }
     const hidden = shown.length - (budget - 1)
     const visible = hidden > 0 ? shown.slice(0, budget - 1) : shown
-    const more = `${plural(folded, "blob")} finished (${Bytes.format(foldedBytes)})${hidden > 0 ? `, ${hidden} more moving` : ""}`
-    return [more.slice(0, Math.max(1, size.columns - 1)), ...visible.map((b) => ttyLine(b, size.columns, at))]
+    const andMoving = hidden > 0 ? `, ${hidden} more moving` : ""
+    const more = fitting(Math.max(1, size.columns - 1), [
+      `${plural(folded, "blob")} finished (${Bytes.format(foldedBytes)})${andMoving}`,
+      `${plural(folded, "blob")} finished${andMoving}`,
+      `${folded} finished${andMoving}`,
+      `${folded} finished`
+    ])
+    return [more, ...visible.map((b) => ttyLine(b, size.columns, at))]
   }
 
   const redraw = (size: TerminalSize): string => {
@@ -203,6 +231,8 @@ export const makeRenderer = (options: { readonly tty: boolean; readonly now: () 
   }
 
   const finish = (size: TerminalSize, summary: string | undefined): string => {
+    ended = true
+    if (moving > 0) dirty = true
     const last = frame(size)
     return summary === undefined ? last : `${last}${summary}\n`
   }

@@ -31,14 +31,22 @@ export const passwordFromStdin = (bytes: Uint8Array): string => new TextDecoder(
 const readPassword = (passwordStdin: boolean, username: string, key: string) =>
   Effect.gen(function*() {
     const stdio = yield* Stdio
-    if (passwordStdin) return Redacted.make(passwordFromStdin(yield* stdio.readStdin))
+    const fromStdin = Effect.map(stdio.readStdin, (bytes) => Redacted.make(passwordFromStdin(bytes)))
+    if (passwordStdin) {
+      // A terminal that waits in silence looks hung, and one that echoes shows the password.
+      const notice = stdio.writeStderr("Reading the password from standard input (not shown); end it with Ctrl-D\n")
+      return yield* stdio.stdinIsTTY ? stdio.withoutEcho(Effect.zipRight(notice, fromStdin)) : fromStdin
+    }
     if (!stdio.stdinIsTTY) {
       return yield* new UsageError({
         message: "no terminal to ask for the password, and --password-stdin was not given",
         hint: `printf '%s\\n' "$PASSWORD" | microagent registry login ${key} -u ${username} --password-stdin`
       })
     }
-    return yield* Prompt.hidden({ message: `Password for ${username}@${key}` })
+    // Ctrl-C and Ctrl-D quit the prompt mid-line: end that line, and end as an interruption does.
+    return yield* Prompt.hidden({ message: `Password for ${username}@${key}` }).pipe(
+      Effect.catchTag("QuitException", () => Effect.zipRight(stdio.writeStderr("\n"), Effect.interrupt))
+    )
   })
 
 const registryArg = Args.text({ name: "registry" }).pipe(
@@ -146,13 +154,19 @@ const list = Command.make(
   { json: Options.boolean("json").pipe(Options.withDescription("Print a JSON array of {registry, username, source, shadowed, invalid}, e.g. microagent registry list --json | jq -r '.[].registry'")) },
   ({ json }) =>
     Effect.gen(function*() {
-      const rows = yield* (yield* CredentialResolver).list
-      if (json) return yield* Console.log(JSON.stringify(rows.map(listingJson), null, 2))
-      if (rows.length === 0) {
-        if ((yield* Stdio).stderrIsTTY) yield* Console.error("hint: no stored credentials; add some with: microagent registry login <registry> -u <user>")
-        return
+      // A file that cannot be read is reported after what the others list, not instead of it.
+      const { listings: rows, unreadable } = yield* (yield* CredentialResolver).listReadable
+      if (json) {
+        yield* Console.log(JSON.stringify(rows.map(listingJson), null, 2))
+      } else if (rows.length > 0) {
+        for (const line of listingLines(rows)) yield* Console.log(line)
+      } else if (unreadable.length === 0 && (yield* Stdio).stderrIsTTY) {
+        yield* Console.error("hint: no stored credentials; add some with: microagent registry login <registry> -u <user>")
       }
-      for (const line of listingLines(rows)) yield* Console.log(line)
+      const last = unreadable.at(-1)
+      if (last === undefined) return
+      for (const e of unreadable.slice(0, -1)) yield* Console.error(`error: ${e.message}`)
+      return yield* last
     })
 ).pipe(Command.withDescription("List registries with stored credentials, in resolution order (never a secret)"))
 

@@ -3,6 +3,7 @@
  * Pure functions; no services.
  */
 import * as Either from "effect/Either"
+import * as Reference from "./Reference.js"
 
 /** The canonical name of Docker Hub ([C6]). */
 export const DockerHub = "docker.io"
@@ -24,7 +25,6 @@ export interface Parsed {
   readonly rank: number
 }
 
-const hostPattern = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/
 const segmentPattern = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/
 
 /**
@@ -48,8 +48,9 @@ export const parse = (raw: string): Either.Either<Parsed, string> => {
   }
   if (rest.includes("@")) return Either.left(`"${raw}" holds a digest or user name ('@'); a key is host[:port][/namespace]`)
   const [hostPart = "", ...path] = rest.split("/")
-  const host = hostPart.toLowerCase()
-  if (!hostPattern.test(host)) return Either.left(`"${raw}" does not start with a valid host[:port]`)
+  const parsedHost = Reference.parseHost(hostPart)
+  if (Either.isLeft(parsedHost)) return Either.left(`"${raw}" does not start with a valid host[:port]: ${parsedHost.left}`)
+  const host = parsedHost.right
   for (const segment of path) {
     if (segment.includes(":")) return Either.left(`"${raw}" holds a tag (':' after the host); a key names a registry or namespace, not an image`)
     if (!segmentPattern.test(segment)) return Either.left(`"${raw}" has an invalid path component "${segment}"`)

@@ -44,15 +44,25 @@ export class RegistryDenied extends Schema.TaggedError<RegistryDenied>()("Regist
   hint
 }) {}
 
+/**
+ * Why a registry is unavailable, for callers deciding what to do next ([P7]): `connection` (it
+ * could not be reached, the connection broke or went silent: worth another attempt),
+ * `exhausted` (the attempts are spent), `refused` (microagent refused what it sent or where it
+ * led), `answer` (it answered something no attempt will change).
+ */
+export const UnavailableKind = Schema.Literal("connection", "exhausted", "refused", "answer")
+export type UnavailableKind = typeof UnavailableKind.Type
+
 /** [E5] DNS, connect or TLS failure, an answer that is not a registry's, or retries exhausted. */
 export class RegistryUnavailable extends Schema.TaggedError<RegistryUnavailable>()("RegistryUnavailable", {
   registry: Schema.String,
   reason: Schema.String,
   message: Schema.String,
-  hint
+  hint,
+  kind: Schema.optionalWith(UnavailableKind, { default: () => "answer" })
 }) {
-  static of(registry: string, reason: string): RegistryUnavailable {
-    return new RegistryUnavailable({ registry, reason, message: `registry ${registry} is unavailable: ${reason}` })
+  static of(registry: string, reason: string, kind: UnavailableKind = "answer"): RegistryUnavailable {
+    return new RegistryUnavailable({ registry, reason, kind, message: `registry ${registry} is unavailable: ${reason}` })
   }
 }
 

@@ -23,13 +23,40 @@ export interface Reference {
 // Same aliases as the credential keys ([C6]), so an image and its login agree on the registry.
 const hubAliases: ReadonlyArray<string> = ["docker.io", "index.docker.io", "registry-1.docker.io"]
 
-// DNS name or IPv4 (dot-separated labels), or a bracketed IPv6 literal; then an optional port.
-const hostPattern = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]+)?$/i
+// distribution/reference's `domainAndPort` (regexp.go): a DNS name or decimal IPv4 (dot-separated
+// labels), or a bracketed IPv6 literal of hex digits and colons only; then an optional port.
+const hostPattern = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:]+\])(?::[0-9]+)?$/i
 const componentPattern = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/
 const tagPattern = /^\w[\w.-]{0,127}$/
 const maxRepositoryLength = 255
 // A bare image ID; distribution refuses it as a name so that it is never pulled as `library/<id>`.
 const imageId = /^[a-f0-9]{64}$/
+
+/** `a.b.c.d` as the two IPv6 groups it stands for (`192.0.2.33` → `c000:221`), if it is an IPv4 address. */
+const ipv4AsHex = (dotted: string): string | undefined => {
+  const octets = dotted.split(".")
+  if (octets.length !== 4 || octets.some((o) => !/^[0-9]{1,3}$/.test(o) || Number(o) > 255)) return undefined
+  const [a, b, c, d] = octets.map(Number) as [number, number, number, number]
+  return `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+}
+
+/**
+ * The registry host grammar shared by references ([I1]) and credential keys ([C5]), so that an
+ * image and its login always agree on what a host is: `host[:port]`, lower-cased, or why not.
+ */
+export const parseHost = (text: string): Either.Either<string, string> => {
+  if (hostPattern.test(text)) return Either.right(text.toLowerCase())
+  const embedded = /^\[([0-9a-f:]*:)([0-9]*\.[0-9.]*)\]/i.exec(text)
+  if (embedded !== null) {
+    // distribution/reference leaves out IPv4-in-IPv6 forms on purpose; the hex spelling is the same address.
+    const hex = ipv4AsHex(embedded[2]!)
+    const example = hex === undefined ? "" : `, e.g. [${embedded[1]}${hex}]`
+    return Either.left(`an IPv6 address with an embedded IPv4 part (dotted) is not supported; write it in hex only${example}`)
+  }
+  const port = /^(?:\[[^\]]*\]|[^:[\]]*):(.*)$/.exec(text)
+  if (port !== null && !/^[0-9]+$/.test(port[1]!)) return Either.left(`the port ${Digest.quote(port[1]!)} is not a number`)
+  return Either.left("expected a host name, an IPv4 address or a bracketed IPv6 address, then an optional :port")
+}
 
 /** The first component names a registry iff it holds `.` or `:` or is `localhost` ([I1]); host names ignore case. */
 const looksLikeHost = (component: string): boolean => /[.:]/.test(component) || component.toLowerCase() === "localhost"
@@ -53,8 +80,9 @@ export const parse = (text: string): Either.Either<Reference, string> => {
   const components = name.split("/")
   const first = components[0]!
   const hasHost = components.length > 1 && looksLikeHost(first)
-  if (hasHost && !hostPattern.test(first)) return invalid(`registry host "${first}" is invalid`)
-  const host = hasHost ? first.toLowerCase() : DockerHub
+  const parsedHost = hasHost ? parseHost(first) : Either.right(DockerHub)
+  if (Either.isLeft(parsedHost)) return invalid(`registry host "${first}" is invalid: ${parsedHost.left}`)
+  const host = parsedHost.right
   const registry = hubAliases.includes(host) ? DockerHub : host
   const given = hasHost ? components.slice(1) : components
   const path = registry === DockerHub && given.length === 1 ? ["library", ...given] : given

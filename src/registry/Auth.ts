@@ -11,6 +11,7 @@
  */
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -28,15 +29,51 @@ import * as Transport from "./Transport.js"
 
 export type Action = "pull" | "push" | "delete"
 
-export interface Scope {
+export interface RepositoryScope {
   readonly repository: string
   readonly actions: ReadonlyArray<Action>
+  /** What the request does, in the words of a refusal, when its action alone would mislead: "list tags of". */
+  readonly doing?: string
 }
 
-/** `repository:<name>:<actions>`, push before pull: some registries read only the first action ([P2]). */
+/** The registry's list of repositories ([M4]): `registry:catalog:*`, no repository. */
+export interface CatalogScope {
+  readonly catalog: true
+}
+
+export type Scope = RepositoryScope | CatalogScope
+
+export const catalog: CatalogScope = { catalog: true }
+
+/**
+ * `repository:<name>:<actions>`, push before pull: some registries read only the first action
+ * ([P2]); or `registry:catalog:*`.
+ */
 export const scopeText = (scope: Scope): string =>
-  `repository:${scope.repository}:${[...scope.actions].sort((a, b) => order(a) - order(b)).join(",")}`
+  "catalog" in scope
+    ? "registry:catalog:*"
+    : `repository:${scope.repository}:${[...scope.actions].sort((a, b) => order(a) - order(b)).join(",")}`
 const order = (action: string) => ["push", "pull", "delete"].indexOf(action)
+
+/** The repository the first scope names, whose credentials a request uses; none for the catalog. */
+const repositoryOf = (scopes: ReadonlyArray<Scope>): string | undefined => {
+  const first = scopes[0]
+  return first === undefined || "catalog" in first ? undefined : first.repository
+}
+
+/** What a request was for, in the words of a refusal. */
+const actionOf = (scopes: ReadonlyArray<Scope>): string => {
+  const first = scopes[0]
+  if (first === undefined) return "pull"
+  if ("catalog" in first) return "catalog"
+  return (["delete", "push"] as const).find((a) => first.actions.includes(a)) ?? "pull"
+}
+
+/** What the first scope says its request does, when it says. */
+const doingOf = (scopes: ReadonlyArray<Scope>): string | undefined => {
+  const first = scopes[0]
+  return first === undefined || "catalog" in first ? undefined : first.doing
+}
 
 export type AuthError = AuthFileError | UsageError | MissingCredentials | RegistryDenied | RegistryUnavailable
 
@@ -134,12 +171,12 @@ export const make = (
   const redactError: <E>(error: E) => E = Credential.redactError(redact)
 
   const denied = (registry: string, scopes: ReadonlyArray<Scope>, credential: Credential.Resolved, status: number) => {
-    const repository = scopes[0]?.repository
-    const action = scopes[0]?.actions.includes("push") ? "push" : "pull"
+    const repository = repositoryOf(scopes)
+    const action = actionOf(scopes)
     if (credential._tag === "Anonymous") {
       return new MissingCredentials({
         registry,
-        message: `${registry} requires credentials to ${action}${repository ? ` ${repository}` : ""} (HTTP ${status})`,
+        message: `${registry} requires credentials to ${doingOf(scopes) ?? (action === "catalog" ? "list its repositories" : action)}${repository ? ` ${repository}` : ""} (HTTP ${status})`,
         hint: `microagent registry login ${registry} -u <user>`
       })
     }
@@ -148,8 +185,11 @@ export const make = (
       action,
       source: credential.source.file,
       message: `${registry} denied ${action} access${repository ? ` to ${repository}` : ""} for user "${credential.username}" (HTTP ${status}; credentials from ${credential.source.file}, key ${credential.source.key})`,
-      hint: `check that user's rights, or replace the credentials: microagent registry login ${credential.source.key} -u <user>` +
-        " (microagent registry list shows where each comes from)",
+      // `registry login` cannot help credentials from $REGISTRY_AUTH_FILE: that file is read first (issue 13).
+      hint: credential.source.file === resolver.authFile
+        ? `check that user's rights, or fix the "${credential.source.key}" entry in ${credential.source.file}, or unset REGISTRY_AUTH_FILE: that file is read before microagent's own store, so registry login would not help`
+        : `check that user's rights, or replace the credentials: microagent registry login ${credential.source.key} -u <user>` +
+          " (microagent registry list shows where each comes from)",
       ...(repository === undefined ? {} : { repository })
     })
   }
@@ -250,20 +290,24 @@ export const make = (
       return field.right
     })
 
-  /** One token per (registry, scope set); concurrent requests share one fetch. */
+  /**
+   * One token per (registry, scope set), cached while it lives by the Clock (so tests can age
+   * it); concurrent requests share one fetch.
+   */
   const token = (key: string, fetch: Effect.Effect<TokenField, AuthError>) =>
-    Effect.suspend(() => {
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const hit = tokens.get(key)
-      if (hit && (hit.expiresAt === undefined || hit.expiresAt > Date.now())) return Deferred.await(hit.deferred)
+      if (hit && (hit.expiresAt === undefined || hit.expiresAt > now)) return Deferred.await(hit.deferred)
       const entry: CachedToken = { deferred: Deferred.unsafeMake(FiberId.none), expiresAt: undefined }
       tokens.set(key, entry)
       return fetch.pipe(
         Effect.onExit((exit) =>
-          Effect.sync(() => {
-            // Renew a little before the registry would refuse it.
-            if (Exit.isSuccess(exit)) entry.expiresAt = Date.now() + (exit.value.expiresIn - 5) * 1000
-            else if (tokens.get(key) === entry) tokens.delete(key)
-          }).pipe(Effect.zipRight(Deferred.done(entry.deferred, Exit.map(exit, (t) => t.token))))
+          Effect.flatMap(Clock.currentTimeMillis, (fetched) =>
+            Effect.sync(() => {
+              // Renew a little before the registry would refuse it.
+              if (Exit.isSuccess(exit)) entry.expiresAt = fetched + (exit.value.expiresIn - 5) * 1000
+              else if (tokens.get(key) === entry) tokens.delete(key)
+            })).pipe(Effect.zipRight(Deferred.done(entry.deferred, Exit.map(exit, (t) => t.token))))
         ),
         Effect.map((t) => t.token)
       )
@@ -330,7 +374,7 @@ export const make = (
       request: Transport.Request
     ) {
       const ping = yield* transport.ping(registry)
-      const credential = yield* resolver.resolve(registry, scopes[0]?.repository ?? "")
+      const credential = yield* resolver.resolve(registry, repositoryOf(scopes) ?? "")
       secrets.addCredential(credential)
       const pinged = ping.status === 401 ? Challenge.preferred(Challenge.parse(ping.challenge ?? "")) : undefined
       const first = yield* authorize(registry, scopes, credential, pinged, ping.origin, [])

@@ -15,13 +15,12 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import { RegistryUnavailable } from "../domain/Errors.js"
 import * as Body from "./Body.js"
 import * as Endpoint from "./Endpoint.js"
+import * as Retry from "./Retry.js"
 import { isVerificationFailure, type TlsPolicyService } from "./TlsPolicy.js"
 
 export type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE"
@@ -42,8 +41,6 @@ export interface Ping {
   readonly origin: string
   readonly status: number
   readonly challenge: string | undefined
-  /** The answer's `Retry-After`, for a ping answered with a retryable status. */
-  readonly retryAfter?: string | undefined
 }
 
 /** An `Authorization` value and the only origin it may be sent to ([P3]). */
@@ -57,10 +54,14 @@ export interface Options {
   readonly retryBase?: Duration.DurationInput
 }
 
-/** Statuses worth another attempt of an idempotent request ([P7]). */
-export const retryable: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504])
-export const maxAttempts = 5
 const maxRedirects = 10
+
+/** The path of a request's URL, for messages: an upload `Location`'s query may carry a session secret. */
+const pathOf = (url: string): string => {
+  const at = url.search(/[?#]/)
+  const path = at === -1 ? url : url.slice(0, at)
+  return oneLine(path.startsWith("/") ? path : new URL(path).pathname, 200)
+}
 
 /** HTTP clients wrap the socket error; the innermost one says most ("ECONNREFUSED", a TLS reason). */
 const innermost = (error: HttpClientError.HttpClientError): { readonly code: string | undefined; readonly message: string } => {
@@ -143,13 +144,6 @@ export const readCapped = (
     )
   )
 
-/** `Retry-After` as seconds or an HTTP date, capped at 60 s ([P7]). */
-export const retryAfter = (value: string | undefined, now: number): number | undefined => {
-  if (value === undefined) return undefined
-  const seconds = /^\s*\d+\s*$/.test(value) ? Number(value) * 1000 : Date.parse(value) - now
-  return Number.isNaN(seconds) ? undefined : Math.min(Math.max(seconds, 0), 60_000)
-}
-
 /**
  * Done with a response without wanting its body: read when declared small (the connection is
  * kept), otherwise not read at all but destroyed ([H2]). Never fails.
@@ -159,7 +153,7 @@ export const drain = (response: HttpClientResponse.HttpClientResponse): Effect.E
 export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, options: Options = {}) =>
   Effect.gen(function*() {
     const client = httpClient.pipe(HttpClient.withTracerPropagation(false))
-    const base = Duration.toMillis(options.retryBase ?? "250 millis")
+    const retrying = Retry.retrying(options.retryBase ?? "250 millis")
     const mayUseHttp = (host: string) => Endpoint.isLoopback(host) || tls.isInsecure(host)
 
     const send = (method: Method, url: string, headers: Readonly<Record<string, string>>, body?: HttpBody.HttpBody) =>
@@ -170,56 +164,42 @@ export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, o
         )
       )
 
-    const pingAt = (url: string) =>
+    /** One `GET /v2/`; a busy answer is a Busy, for the retry policy. */
+    const pingAt = (registry: string, url: string) =>
       send("GET", url, {}).pipe(
-        Effect.tap(drain),
-        Effect.map((response): Ping => ({
-          origin: new URL(url).origin,
-          status: response.status,
-          challenge: response.headers["www-authenticate"],
-          retryAfter: response.headers["retry-after"]
-        }))
+        Effect.flatMap((response) =>
+          Effect.zipRight(
+            drain(response),
+            Retry.statuses.has(response.status)
+              ? Retry.busy(registry, "/v2/", response, "")
+              : Effect.succeed<Ping>({ origin: new URL(url).origin, status: response.status, challenge: response.headers["www-authenticate"] })
+          )
+        )
       )
 
     const pingOnce = (registry: string) => {
       const host = Endpoint.apiHost(registry)
-      return pingAt(`https://${host}/v2/`).pipe(
-        Effect.catchTag("RequestError", (error): Effect.Effect<Ping, HttpClientError.HttpClientError | RegistryUnavailable> => {
+      return pingAt(registry, `https://${host}/v2/`).pipe(
+        Effect.catchTag("RequestError", (error): Effect.Effect<Ping, HttpClientError.HttpClientError | RegistryUnavailable | Retry.Busy> => {
           // A certificate that does not verify means the host speaks TLS: http would be a downgrade.
           if (isVerificationFailure(innermost(error).code)) {
             return Effect.fail(new RegistryUnavailable({
               registry,
               reason: causeText(error),
               message: `TLS to ${host} failed: ${causeText(error)}`,
-              hint: `trust its CA by putting it in ${tls.certsDir || "~/.microagent/certs.d"}/${host}/ca.crt, or pass --insecure`
+              hint: `trust its CA by putting it in ${tls.certsDir || "~/.microagent/certs.d"}/${host}/ca.crt, or pass --insecure`,
+              kind: "refused"
             }))
           }
-          return mayUseHttp(host) ? pingAt(`http://${host}/v2/`) : Effect.fail(error)
+          return mayUseHttp(host) ? pingAt(registry, `http://${host}/v2/`) : Effect.fail(error)
         }),
-        Effect.mapError((e) => e._tag === "RegistryUnavailable" ? e : RegistryUnavailable.of(registry, causeText(e)))
+        Effect.mapError((e) => e._tag === "RegistryUnavailable" || e._tag === "Busy" ? e : RegistryUnavailable.of(registry, causeText(e), "connection"))
       )
     }
 
-    /** The ping under the retry rules of every idempotent request ([H5], [P7]); TLS refusals are final. */
+    /** The ping under the retry policy of every idempotent request ([H5], [P7]); TLS refusals are final. */
     const pingRetried = (registry: string) =>
-      Effect.gen(function*() {
-        for (let attempt = 1; ; attempt++) {
-          const outcome = yield* Effect.either(pingOnce(registry))
-          const last = attempt >= maxAttempts
-          if (Either.isRight(outcome)) {
-            if (!retryable.has(outcome.right.status)) return outcome.right
-            // Still busy after every attempt: a failure, and so not remembered.
-            if (last) return yield* RegistryUnavailable.of(registry, `/v2/ answered HTTP ${outcome.right.status} (after ${attempt} attempts)`)
-            yield* pause(attempt, retryAfter(outcome.right.retryAfter, Date.now()))
-          } else {
-            const error = outcome.left
-            if (last || error.hint !== undefined) {
-              return yield* (attempt > 1 ? RegistryUnavailable.of(registry, `${error.reason} (after ${attempt} attempts)`) : error)
-            }
-            yield* pause(attempt, undefined)
-          }
-        }
-      })
+      retrying(pingOnce(registry))
 
     /**
      * `GET /v2/` once per registry and run: it picks the scheme (https, or http where allowed,
@@ -254,36 +234,18 @@ export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, o
     ) {
       const home = (yield* ping(registry)).origin
       const idempotent = request.retry ?? (request.method === "GET" || request.method === "HEAD")
-      let attempt = 0
-      while (true) {
-        attempt++
-        const outcome = yield* follow(registry, home, request, auth).pipe(Effect.either)
-        const last = attempt >= maxAttempts || !idempotent
-        if (outcome._tag === "Right") {
-          const response = outcome.right
-          // Whoever reads this body whole (an error's, a token's) reads at most 1 MiB of it ([H2]).
-          if (last || !retryable.has(response.status)) return Body.capped(response, maxSmallBody)
-          yield* drain(response)
-          yield* pause(attempt, retryAfter(response.headers["retry-after"], Date.now()))
-        } else {
-          if (last) {
-            return yield* RegistryUnavailable.of(
-              registry,
-              attempt > 1 ? `${outcome.left.reason} (after ${attempt} attempts)` : outcome.left.reason
-            )
-          }
-          yield* pause(attempt, undefined)
-        }
-      }
+      const attempt = follow(registry, home, request, auth).pipe(
+        Effect.flatMap((response) =>
+          idempotent && Retry.statuses.has(response.status)
+            // Read (1 MiB at most) for the registry's words, which also frees the connection.
+            ? Effect.flatMap(registryMessage(response), (said) => Retry.busy(registry, `${request.method} ${pathOf(request.url)}`, response, said))
+            : Effect.succeed(response)
+        )
+      )
+      const response = yield* (idempotent ? retrying(attempt) : Retry.once(attempt))
+      // Whoever reads this body whole (an error's, a token's) reads at most 1 MiB of it ([H2]).
+      return Body.capped(response, maxSmallBody)
     })
-
-    /** Exponential backoff with full jitter from 250 ms, capped at 30 s; `Retry-After` wins. */
-    const pause = (attempt: number, hinted: number | undefined) =>
-      Effect.gen(function*() {
-        const ceiling = Math.min(base * 2 ** (attempt - 1), 30_000)
-        const wait = hinted ?? Math.round((yield* Random.next) * ceiling)
-        yield* Effect.sleep(Duration.millis(wait))
-      })
 
     const follow = (registry: string, home: string, request: Request, auth: Auth | undefined) =>
       Effect.gen(function*() {
@@ -291,23 +253,23 @@ export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, o
         for (let hop = 0; ; hop++) {
           const headers = { ...request.headers, ...(auth && url.origin === auth.origin ? { authorization: auth.header } : {}) }
           const response = yield* send(request.method, url.toString(), headers, request.body?.()).pipe(
-            Effect.mapError((e) => RegistryUnavailable.of(registry, causeText(e)))
+            Effect.mapError((e) => RegistryUnavailable.of(registry, causeText(e), "connection"))
           )
           const location = response.headers["location"]
           const redirect = [301, 302, 303, 307, 308].includes(response.status) && location !== undefined &&
             (request.method === "GET" || request.method === "HEAD")
           if (!redirect) return response
           yield* drain(response)
-          if (hop >= maxRedirects) return yield* RegistryUnavailable.of(registry, `more than ${maxRedirects} redirects`)
+          if (hop >= maxRedirects) return yield* RegistryUnavailable.of(registry, `more than ${maxRedirects} redirects`, "refused")
           const next = new URL(location, url)
           if (url.protocol === "https:" && next.protocol !== "https:") {
-            return yield* RegistryUnavailable.of(registry, `refused a redirect from https to ${next.protocol.slice(0, -1)}`)
+            return yield* RegistryUnavailable.of(registry, `refused a redirect from https to ${next.protocol.slice(0, -1)}`, "refused")
           }
           url = next
         }
       })
 
-    return { ping, execute, pause }
+    return { ping, execute, retrying }
   })
 
 export type Transport = Effect.Effect.Success<ReturnType<typeof make>>

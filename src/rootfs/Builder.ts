@@ -350,7 +350,14 @@ export const make = (home: string) => Effect.gen(function*() {
     }
   }).pipe(Effect.ignore)
 
-  return Rootfs.of({ cacheRoot, prepare, build, checkOut })
+  // The image is pinned while its blobs are read ([M5]): removed from the store and pruned
+  // meanwhile, it is still whole; once built, the cache no longer needs the store.
+  return Rootfs.of({
+    cacheRoot,
+    prepare: (layout, descriptor, options) => layout.using({ images: [descriptor] }, prepare(layout, descriptor, options)),
+    build: (layout, descriptor, options) => layout.using({ images: [descriptor] }, build(layout, descriptor, options)),
+    checkOut
+  })
 })
 
 /** The service for the user whose home folder is `home`. */

@@ -52,4 +52,12 @@ describe("AuthKey", () => {
       assert.include(Either.isLeft(result) ? result.left : "", why)
     }
   })
+
+  it("[C5] hosts follow distribution/reference's grammar: an IPv6 literal with a dotted IPv4 part is refused, its hex form kept", () => {
+    const result = AuthKey.parse("[2001:db8::192.0.2.33]:5000/team")
+    assert.isTrue(Either.isLeft(result))
+    assert.include(Either.isLeft(result) ? result.left : "", "embedded IPv4 part (dotted) is not supported; write it in hex only, e.g. [2001:db8::c000:221]")
+    assert.strictEqual(normalize("https://[2001:DB8::C000:221]:5000/v2/"), "[2001:db8::c000:221]:5000")
+    assert.strictEqual(normalize("registry.local:050000"), "registry.local:050000")
+  })
 })

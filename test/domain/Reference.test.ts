@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
+import * as AuthKey from "../../src/domain/AuthKey.js"
 import * as Reference from "../../src/domain/Reference.js"
 import * as Arb from "../support/referenceArbitraries.js"
 
@@ -127,5 +128,65 @@ describe("Reference", () => {
   it("[I1] the hint for an upper-case first component says what makes a host", () => {
     const result = Reference.parse("MYHOST/app")
     assert.include(Either.isLeft(result) ? result.left : "", `a registry host holds a "." or a port, or is "localhost"`)
+  })
+
+  describe("[I1] [C5] one host grammar for references and credential keys (distribution/reference's)", () => {
+    const embedded = "an IPv6 address with an embedded IPv4 part (dotted) is not supported"
+
+    it("[I1] an IPv6 literal with an embedded IPv4 part is refused, and the hex spelling of the same address is given", () => {
+      const table: ReadonlyArray<readonly [string, string]> = [
+        ["[2001:db8::192.0.2.33]:5000/app", "e.g. [2001:db8::c000:221]"],
+        ["[::ffff:127.0.0.1]/app", "e.g. [::ffff:7f00:1]"],
+        ["[::1.2.3]/app", embedded]
+      ]
+      for (const [text, why] of table) {
+        const result = Reference.parse(text)
+        assert.isTrue(Either.isLeft(result), text)
+        const reason = Either.isLeft(result) ? result.left : ""
+        assert.include(reason, embedded, text)
+        assert.include(reason, why, text)
+      }
+      assert.strictEqual(parse("[2001:db8::c000:221]:5000/app").registry, "[2001:db8::c000:221]:5000")
+    })
+
+    it("[I1] hosts as distribution/reference reads them: any port digits, hex IPv6 in any case, no zone", () => {
+      const accepted: ReadonlyArray<readonly [string, string]> = [
+        ["[2001:DB8::1]:5000/a", "[2001:db8::1]:5000"],
+        ["[::]/a", "[::]"],
+        ["host.io:050000/a", "host.io:050000"],
+        ["Host-1.example.COM/a", "host-1.example.com"]
+      ]
+      for (const [text, registry] of accepted) assert.strictEqual(parse(text).registry, registry, text)
+      const refused: ReadonlyArray<readonly [string, string]> = [
+        ["[fe80::1%eth0]/a", "bracketed IPv6"],
+        ["[::g]/a", "bracketed IPv6"],
+        ["host.io:/a", `the port "" is not a number`],
+        ["[::1]:http/a", `the port "http" is not a number`],
+        ["a..b/c", "registry host \"a..b\" is invalid"]
+      ]
+      for (const [text, why] of refused) {
+        const result = Reference.parse(text)
+        assert.include(Either.isLeft(result) ? result.left : "", why, text)
+      }
+    })
+
+    it.prop("[I1] [C5] a reference and a credential key accept the same hosts and canonicalise them alike", { host: Arb.hostCandidate }, ({ host }) => {
+      const ref = Reference.parse(`${host}/app`)
+      const key = AuthKey.parse(host)
+      assert.strictEqual(Either.isRight(ref), Either.isRight(key), host)
+      if (Either.isRight(ref) && Either.isRight(key)) assert.strictEqual(ref.right.registry, key.right.key.host)
+      if (Either.isLeft(ref) && Either.isLeft(key)) {
+        // Same reason in both, so a user fixing one spelling fixes the other.
+        const why = (text: string) => text.slice(text.lastIndexOf(": ") + 2)
+        assert.strictEqual(why(ref.left), why(key.left))
+      }
+    })
+
+    it.prop("[I1] [C5] every IPv6 literal with a dotted IPv4 part is refused by both, saying so", { host: Arb.dottedIpv6 }, ({ host }) => {
+      const results: ReadonlyArray<Either.Either<unknown, string>> = [Reference.parse(`${host}/app`), AuthKey.parse(host), AuthKey.parse(`https://${host}/v2/`)]
+      for (const result of results) {
+        assert.include(Either.isLeft(result) ? result.left : "", embedded, host)
+      }
+    })
   })
 })

@@ -384,3 +384,37 @@ describe("[C2] [C3] the own store on disk", () => {
     expect(performance.now() - started, "waited for a lock left behind").toBeLessThan(5_000)
   })
 })
+
+describe("an auth file that is a named pipe (issue 15, item 13)", () => {
+  it("[H4] a FIFO with no writer: one Ctrl-C ends the command at once, exit 130", async () => {
+    const dir = await scratchDir()
+    const fifo = path.join(dir, "auth.fifo")
+    await promisify(execFile)("mkfifo", [fifo])
+    const child = spawn(process.execPath, [binPath, "registry", "list"], {
+      env: { PATH: process.env["PATH"], HOME: await freshHome(), REGISTRY_AUTH_FILE: fifo, NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
+    // Long enough to be waiting on the pipe.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const sent = Date.now()
+    child.kill("SIGINT")
+    const killer = setTimeout(() => child.kill("SIGKILL"), 5000)
+    const code = await exited
+    clearTimeout(killer)
+    expect(code).toBe(130)
+    expect(Date.now() - sent).toBeLessThan(3000)
+  })
+
+  it("[C9] a pipe with a writer is read once, as process substitution gives it", async () => {
+    const dir = await scratchDir()
+    const file = await writeAuthJson(path.join(dir, "auth.json"), authsFor({ "pipe.example.com": "pipe-user:pw" }))
+    const { stdout } = await promisify(execFile)(
+      "bash",
+      ["-c", `REGISTRY_AUTH_FILE=<(cat "$1") "$2" "$3" registry list`, "bash", file, process.execPath, binPath],
+      { env: { PATH: process.env["PATH"], HOME: await freshHome(), NO_COLOR: "1" }, timeout: 20_000 }
+    )
+    expect(stdout).toContain("pipe.example.com")
+    expect(stdout).toContain("pipe-user")
+  })
+})

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { show } from "../support/assertions.js"
-import { authsFor, writeAuthJson } from "../support/auth.js"
+import { authsFor, storePath, writeAuthJson } from "../support/auth.js"
 import { runCli, type CliResult } from "../support/cli.js"
 import { startFaultProxy } from "../support/faultProxy.js"
 import { blobPath, makeImage, makeIndex, MEDIA_TYPES, skopeoPush, type BuiltImage, type BuiltIndex } from "../support/images.js"
@@ -102,7 +102,8 @@ const custom = {
     config: {
       Entrypoint: ["/usr/bin/app", "--serve"],
       Cmd: ["--port", "8080"],
-      Env: ["PATH=/usr/bin:/bin", "APP_MODE=production"],
+      Env: ["PATH=/usr/bin:/bin", "APP_MODE=production", "BANNER=two\nlines \u001b[31mred"],
+      ExposedPorts: { "8080/tcp": {}, "9090/udp": {} },
       Labels: { "org.opencontainers.image.source": "https://example.com/app", maintainer: "team" },
       WorkingDir: "/srv",
       User: "1000:1000"
@@ -191,7 +192,8 @@ describe("inspect, an image", () => {
     expect(lines).toContain(`Media type  ${MEDIA_TYPES.manifest}`)
     expect(lines).toContain(`Platform    linux/amd64`)
     expect(lines).toContain(`Created     1970-01-01T00:00:00Z`)
-    expect(lines).toContain(`Env         0 variables`)
+    expect(lines).toContain(`Env         none`)
+    expect(lines).toContain(`Ports       none`)
     expect(lines).toContain(`Labels      none`)
     expect(lines).toContain(`Config      ${image.configDigest}  ${image.configSize} B`)
     expect(lines).toContain(`Layers      2`)
@@ -227,7 +229,7 @@ describe("inspect, an image", () => {
     expect(sha256(r.stdout)).toBe(image.configDigest)
   })
 
-  it("the config summary shows entrypoint, cmd, env, labels, workdir and user (human and --json)", async () => {
+  it("the config summary shows entrypoint, cmd, env, exposed ports, labels, workdir and user (human and --json)", async () => {
     const ref = `${open.host}/team/custom:v1`
     const human = await cli(["inspect", ref])
     expectOk(human)
@@ -240,15 +242,24 @@ describe("inspect, an image", () => {
       `Cmd         ["--port","8080"]`,
       `Workdir     /srv`,
       `User        1000:1000`,
-      `Env         2 variables`,
-      `Labels      2`,
-      `  org.opencontainers.image.source=https://example.com/app`,
-      `  maintainer=team`,
       `  ${custom.layerDigest}  ${custom.layer.length} B`,
       `Total size  ${custom.configBytes.length + custom.layer.length} B (config and layers)`
     ]))
-    // The environment's values are in --json only, never in the human summary.
-    expect(human.stdout).not.toContain("APP_MODE")
+    // Each variable as the config has it, one per line, then the ports, then the labels. The
+    // config is public to whoever can pull the image: issue 13 replaced the count this summary
+    // showed with the values (secrets belong in `run --secret`, not in an image's environment).
+    const env = lines.indexOf("Env         3")
+    expect(lines.slice(env, env + 8), human.stdout).toEqual([
+      `Env         3`,
+      `  PATH=/usr/bin:/bin`,
+      `  APP_MODE=production`,
+      // A line break or an escape sequence in a value is shown, not obeyed.
+      `  BANNER=two\\nlines \\x1b[31mred`,
+      `Ports       8080/tcp, 9090/udp`,
+      `Labels      2`,
+      `  org.opencontainers.image.source=https://example.com/app`,
+      `  maintainer=team`
+    ])
 
     expectJson(await cli(["inspect", ref, "--json"]), {
       reference: ref,
@@ -264,7 +275,8 @@ describe("inspect, an image", () => {
         created: "2024-05-06T07:08:09Z",
         entrypoint: ["/usr/bin/app", "--serve"],
         cmd: ["--port", "8080"],
-        env: ["PATH=/usr/bin:/bin", "APP_MODE=production"],
+        env: ["PATH=/usr/bin:/bin", "APP_MODE=production", "BANNER=two\nlines \u001b[31mred"],
+        exposedPorts: ["8080/tcp", "9090/udp"],
         labels: { "org.opencontainers.image.source": "https://example.com/app", maintainer: "team" },
         workingDir: "/srv",
         user: "1000:1000"
@@ -446,12 +458,41 @@ describe("a private repository (htpasswd)", () => {
     return { REGISTRY_AUTH_FILE: file }
   }
 
-  it("without credentials: inspect and tags exit 3 with the login hint", async () => {
-    for (const args of [["inspect", `${locked.host}/private/app:v1`], ["tags", `${locked.host}/private/app`]]) {
+  it("without credentials: inspect and tags exit 3 with the login hint, each saying what it needed them for", async () => {
+    for (const [args, doing] of [
+      [["inspect", `${locked.host}/private/app:v1`], "pull"],
+      [["tags", `${locked.host}/private/app`], "list tags of"]
+    ] as const) {
       const r = await cli(args)
       expectFailure(r, 3)
-      expect(r.stderr).toContain(`hint: microagent registry login ${locked.host}`)
+      expect(r.stderr, show(r)).toBe(
+        `error: ${locked.host} requires credentials to ${doing} private/app (HTTP 401)\nhint: microagent registry login ${locked.host} -u <user>\n`
+      )
     }
+  })
+
+  it("[E3] denied with credentials from $REGISTRY_AUTH_FILE: the hint names that file and the variable, not registry login (which that file would shadow)", async () => {
+    const env = await authFile("wrong-Pw-Zk42")
+    for (const args of [["inspect", `${locked.host}/private/app:v1`], ["tags", `${locked.host}/private/app`]]) {
+      const r = await cli(args, env)
+      expectFailure(r, 4)
+      expect(r.stderr, show(r)).toBe(
+        `error: ${locked.host} denied pull access to private/app for user "alice" (HTTP 401; credentials from ${env.REGISTRY_AUTH_FILE}, key ${locked.host})\n` +
+          `hint: check that user's rights, or fix the "${locked.host}" entry in ${env.REGISTRY_AUTH_FILE}, or unset REGISTRY_AUTH_FILE: ` +
+          "that file is read before microagent's own store, so registry login would not help\n"
+      )
+    }
+  })
+
+  it("[E3] denied with credentials from microagent's own store: the hint is registry login", async () => {
+    const home = await freshHome()
+    await writeAuthJson(storePath(home), authsFor({ [locked.host]: `${ALICE.user}:wrong-Pw-Zk42` }))
+    const r = await cli(["inspect", `${locked.host}/private/app:v1`], { HOME: home })
+    expectFailure(r, 4)
+    expect(r.stderr, show(r)).toBe(
+      `error: ${locked.host} denied pull access to private/app for user "alice" (HTTP 401; credentials from ${storePath(home)}, key ${locked.host})\n` +
+        `hint: check that user's rights, or replace the credentials: microagent registry login ${locked.host} -u <user> (microagent registry list shows where each comes from)\n`
+    )
   })
 
   it("with credentials from $REGISTRY_AUTH_FILE: inspect --json and tags --json work", async () => {

@@ -96,11 +96,11 @@ describe("[I2] skopeo reads what microagent pulled", () => {
     expect(await skopeoInspectDigest(`docker://${registry.host}/copy:1`, {})).toBe(printed)
   })
 
-  it("[I2] skopeo reads the shared store (oci:~/.microagent/images:<tag>)", async () => {
+  it("[I2] skopeo reads the shared store by full reference (oci:~/.microagent/images:<registry>/<repository>:<tag>)", async () => {
     const home = await freshHome()
     const r = await cli(home, ["pull", `${registry.host}/src/app:v1`])
     expectDigest(r, image.manifestDigest)
-    expect(await skopeoInspectDigest(`oci:${imagesDir(home)}:v1`)).toBe(image.manifestDigest)
+    expect(await skopeoInspectDigest(`oci:${imagesDir(home)}:${registry.host}/src/app:v1`)).toBe(image.manifestDigest)
   })
 
   it("[I2][I3] skopeo reads a whole index microagent pulled and copies it on with --all", async () => {
@@ -123,13 +123,13 @@ describe("[I2] skopeo reads what microagent pulled", () => {
     expect(listed.split("\n").map((line) => line.trim())).toContain("v1")
   })
 
-  it("[I2] umoci ls --layout lists the tags in the shared store", async () => {
+  it("[I2] umoci ls --layout lists the full references in the shared store", async () => {
     const home = await freshHome()
     expectDigest(await cli(home, ["pull", `${registry.host}/src/app:v1`]), image.manifestDigest)
     expectDigest(await cli(home, ["pull", `${registry.host}/src/multi:multi`, "--platform", "linux/arm64"]), arm64().manifestDigest)
     const listed = (await tool("umoci", ["ls", "--layout", imagesDir(home)])).split("\n").map((line) => line.trim())
-    expect(listed).toContain("v1")
-    expect(listed).toContain("multi")
+    expect(listed).toContain(`${registry.host}/src/app:v1`)
+    expect(listed).toContain(`${registry.host}/src/multi:multi`)
   })
 })
 

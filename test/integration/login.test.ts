@@ -501,3 +501,70 @@ describe("[L1][L2][L3][L4] arguments and password input", () => {
     expect(await snapshot(storePath(home))).toEqual({ exists: false })
   })
 })
+
+describe("[L3][L4] password input at a terminal (pseudo-terminal; issue 13)", () => {
+  // --no-verify: what is under test is the terminal, not the registry.
+  const KEY = "registry.example.com"
+  const TYPED = "typed-Pw-5Rt8"
+  const args = (...extra: ReadonlyArray<string>) => ["registry", "login", KEY, "-u", "alice", "--no-verify", ...extra]
+  /** A shell that runs the login, then shows its exit code and the terminal's settings as the login left them. */
+  const loginThenStty = (home: string, extra: ReadonlyArray<string>) =>
+    spawnPty("sh", ["-c", 'trap : INT; "$@"; echo "rc=$?"; stty -a', "sh", process.execPath, binPath, ...args(...extra)], { env: { HOME: home } })
+  const echoOn = (output: string) => {
+    const settings = output.slice(output.lastIndexOf("rc="))
+    expect(settings, output).toMatch(/(^|\s)echo(\s|$)/m)
+    expect(settings, output).not.toMatch(/(^|\s)-echo(\s|$)/m)
+  }
+  const screenLines = (output: string) => stripAnsi(output).split(/\r?\n/)
+
+  it("--password-stdin on a terminal says it reads standard input until Ctrl-D, shows nothing typed, and turns echo back on", async () => {
+    const home = await freshHome()
+    const session = loginThenStty(home, ["--password-stdin"])
+    try {
+      await session.waitFor("Reading the password from standard input (not shown); end it with Ctrl-D")
+      session.write(`${TYPED}\n\x04`)
+      const { output } = await session.exited
+      expect(output).toContain("Credentials saved (not verified)")
+      expect(output).toContain("rc=0")
+      expectNoSecret(output, "alice", TYPED)
+      echoOn(output)
+    } finally {
+      session.kill()
+    }
+    expect(await storedAuth(home, KEY)).toBe(`alice:${TYPED}`)
+  })
+
+  it("Ctrl-C while --password-stdin reads a terminal: the line 'interrupted', exit 130, echo back on, nothing stored", async () => {
+    const home = await freshHome()
+    const session = loginThenStty(home, ["--password-stdin"])
+    try {
+      await session.waitFor("end it with Ctrl-D")
+      session.write(`${TYPED.slice(0, 5)}\x03`)
+      const { output } = await session.exited
+      const lines = screenLines(output)
+      expect(lines.indexOf("interrupted"), output).toBeGreaterThan(0)
+      expect(lines[lines.indexOf("interrupted") + 1], output).toBe("rc=130")
+      expect(output).not.toContain(TYPED.slice(0, 5))
+      echoOn(output)
+    } finally {
+      session.kill()
+    }
+    expect(await snapshot(storePath(home))).toEqual({ exists: false })
+  })
+
+  it.each([["Ctrl-C", "\x03"], ["Ctrl-D", "\x04"]])("%s at the password prompt ends the prompt's line, then the line 'interrupted'; exit 130, nothing stored", async (_name, key) => {
+    const home = await freshHome()
+    const session = spawnPty(process.execPath, [binPath, ...args()], { env: { HOME: home } })
+    try {
+      await session.waitFor(/Password/)
+      session.write(`pw${key}`)
+      const { code, output } = await session.exited
+      expect(code, output).toBe(130)
+      // The prompt's line is ended, and the last line is the word alone.
+      expect(stripAnsi(output), output).toMatch(/Password[^\n]*\r?\ninterrupted\r?\n$/)
+    } finally {
+      session.kill()
+    }
+    expect(await snapshot(storePath(home))).toEqual({ exists: false })
+  })
+})

@@ -185,3 +185,39 @@ describe("under a terminal", () => {
     expect(JSON.parse(quiet.output)).toMatchObject({ reference: ref, digest: image.manifestDigest, transferred: blobs.length })
   })
 })
+
+describe("interrupted under a terminal (issue 13)", () => {
+  it("Ctrl-C during a pull: the bars are finalised (no rate left looking live), then the line 'interrupted'; exit 130", async () => {
+    const layer = image.layers[1]!
+    // The layer's first MiB arrives, then the connection is cut and the resume hangs: the pull is
+    // mid-blob, with a rate on screen, when Ctrl-C comes.
+    const stalling = await startFaultProxy(registry.host)
+    try {
+      stalling.setFaults([
+        { method: "GET", path: new RegExp(`/blobs/${layer.digest}`), times: 1, fault: { kind: "cut", afterBytes: MiB } },
+        { method: "GET", path: new RegExp(`/blobs/${layer.digest}`), fault: { kind: "delay", ms: 30_000 } }
+      ])
+      const session = spawnPty(process.execPath, [binPath, "pull", `${stalling.host}/team/app:v1`], { env: { HOME: await freshHome() } })
+      try {
+        await session.waitFor(new RegExp(`${short(layer.digest)} .* 1\\.0 MiB / 2\\.0 MiB  \\d+(\\.\\d)? (B|KiB|MiB)/s`))
+        session.write("\x03")
+        const { code, output } = await session.exited
+        expect(code, output).toBe(130)
+        expect(output, output).toMatch(/\r\ninterrupted\r\n$/)
+        // The last frame: each blob done or stopped (none with a rate), then the word on its own line.
+        const ups = output.match(/\x1b\[\d+A/g) ?? []
+        const lastFrame = output.slice(output.lastIndexOf(ups.at(-1)!))
+        const lines = lastFrame.replace(/\x1b\[\d*[AJK]/g, "").split("\r\n").map((l) => l.replace(/^\r/, "")).filter((l) => l !== "")
+        expect(lines, output).toHaveLength(blobs.length + 1)
+        for (const line of lines.slice(0, -1)) expect(line, output).toMatch(/^sha256:[0-9a-f]{12} .*  (done|stopped)$/)
+        expect(lines.find((l) => l.startsWith(short(layer.digest))), output).toMatch(/ 1\.0 MiB \/ 2\.0 MiB  stopped$/)
+        expect(lastFrame, output).not.toMatch(/\/s/)
+        expect(lines.at(-1), output).toBe("interrupted")
+      } finally {
+        session.kill()
+      }
+    } finally {
+      await stalling.stop()
+    }
+  })
+})

@@ -147,7 +147,7 @@ describe.each(MODES)("pull and push, $name registry", (mode) => {
     expect(inspected["Layers"]).toEqual(image.layerDigests)
   })
 
-  it("[I2][I3] pull by tag into the store prints the digest and records tag and full reference in index.json", async () => {
+  it("[I2][I3] pull by tag into the store prints the digest and records the full reference as both names in index.json", async () => {
     const { env, home } = await setup()
     const ref = `${registry.host}/team/app:v1`
     expectDigest(await cli(home, ["pull", ref], env), image.manifestDigest)
@@ -157,9 +157,9 @@ describe.each(MODES)("pull and push, $name registry", (mode) => {
     const entries = await readIndexJson(store)
     expect(entries).toContainEqual(expect.objectContaining({
       digest: image.manifestDigest,
-      annotations: expect.objectContaining({ [REF_NAME]: "v1", [IMAGE_NAME]: ref })
+      annotations: expect.objectContaining({ [REF_NAME]: ref, [IMAGE_NAME]: ref })
     }))
-    expect(await skopeoInspectDigest(`oci:${store}:v1`)).toBe(image.manifestDigest)
+    expect(await skopeoInspectDigest(`oci:${store}:${ref}`)).toBe(image.manifestDigest)
   })
 
   it("[I2][I3] pull by tag into --output writes a layout skopeo reads with the same digest", async () => {

@@ -37,18 +37,20 @@ const resolverOf = (resolved: Credential.Resolved) =>
     authFile: undefined,
     resolve: () => Effect.succeed(resolved),
     shadowing: () => Effect.succeed(Option.none()),
-    list: Effect.succeed([])
+    list: Effect.succeed([]),
+    listReadable: Effect.succeed({ listings: [], unreadable: [] })
   })
 
-/** Runs `f` with a RegistryClient on `client`, credentials `resolved`, retries 1 ms apart. */
+/** Runs `f` with a RegistryClient on `client`, credentials `resolved`, retries 1 ms apart unless `options` say otherwise. */
 export const withClient = <A, E>(
   client: HttpClient.HttpClient,
   f: (rc: RC.RegistryClientService) => Effect.Effect<A, E>,
-  resolved: Credential.Resolved = Credential.anonymous
+  resolved: Credential.Resolved = Credential.anonymous,
+  options: RC.Options = { transport: { retryBase: "1 millis" } }
 ) =>
   Effect.flatMap(RC.RegistryClient, f).pipe(
     Effect.provide(
-      RC.layerWith({ transport: { retryBase: "1 millis" } }).pipe(
+      RC.layerWith(options).pipe(
         Layer.provide(Layer.mergeAll(TlsPolicy.layerDefault, resolverOf(resolved), Layer.succeed(HttpClient.HttpClient, client)))
       )
     )

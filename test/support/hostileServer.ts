@@ -94,6 +94,12 @@ export const openPing = (req: http.IncomingMessage, res: http.ServerResponse): b
   return true
 }
 
+/** One page of a paginated list (a tag list, a catalog): `body` as JSON, with `Link: <link>; rel="next"` when given. */
+export const listPage = (res: http.ServerResponse, body: object, link?: string) => {
+  res.writeHead(200, { "content-type": "application/json", ...(link === undefined ? {} : { link: `<${link}>; rel="next"` }) })
+  res.end(JSON.stringify(body))
+}
+
 /**
  * Answers `status` with `headers`, then a body of `chunk` repeated until the client goes away
  * (or `maxEndlessBytes`), with backpressure: the server never buffers more than a chunk or two.

@@ -20,6 +20,25 @@ export const registry = FastCheck.tuple(
   .map(([h, port]) => port === undefined ? h : `${h}:${port}`)
   .filter((h) => !/^(docker\.io|index\.docker\.io|registry-1\.docker\.io)$/.test(h))
 
+/** A bracketed IPv6 literal with an embedded (dotted) IPv4 part, which distribution/reference refuses. */
+export const dottedIpv6 = FastCheck.tuple(
+  FastCheck.constantFrom("::", "::ffff:", "2001:db8::", "64:ff9b::", "1:2:3:4:5:6:"),
+  FastCheck.array(FastCheck.nat(255), { minLength: 4, maxLength: 4 }),
+  FastCheck.option(FastCheck.integer({ min: 1, max: 65535 }), { nil: undefined })
+).map(([head, octets, port]) => `[${head}${octets.join(".")}]${port === undefined ? "" : `:${port}`}`)
+
+/**
+ * Text in the place of a registry host that reads as one ([I1]: it holds `.` or `:` or is
+ * `localhost`), valid or not: for checking that references and credential keys agree on every host.
+ */
+export const hostCandidate = FastCheck.oneof(
+  registry,
+  registry.map((h) => h.toUpperCase()),
+  dottedIpv6,
+  FastCheck.constantFrom("[::1", "[]", "[g::1]", "[::1]x", "a..b", "-a.io", "a-.io", "a_b.io", "host.io:", "host.io:x1", "h:1:2", "[fe80::1%eth0]"),
+  FastCheck.stringMatching(/^[a-zA-Z0-9.:[\]_%-]{1,16}$/)
+).filter((h) => /[.:]/.test(h) || h.toLowerCase() === "localhost")
+
 /** A path component: alphanumerics joined by `.`, `_`, `__` or runs of `-`. */
 export const component = FastCheck.tuple(
   FastCheck.stringMatching(/^[a-z0-9]{1,6}$/),

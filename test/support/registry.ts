@@ -19,7 +19,10 @@ export type RegistryAuth =
   | {
     readonly mode: "token"
     readonly users: Record<string, string>
-    /** which actions the token server grants a user for a requested repository scope; default: all requested to users, none to anonymous */
+    /**
+     * which actions the token server grants a user for a requested repository scope (or, with
+     * `repository` "catalog", for `registry:catalog:*`); default: all requested to users, none to anonymous
+     */
     readonly grant?: (user: string | undefined, repository: string, requested: ReadonlyArray<string>) => ReadonlyArray<string>
   }
 
@@ -30,6 +33,11 @@ export interface RegistryOptions {
    * paths; see `makeCa` in ./tls.ts for a CA-signed certificate valid for 127.0.0.1 and localhost.
    */
   readonly tls?: { readonly cert: string; readonly key: string }
+  /**
+   * Whether the registry deletes manifests and blobs (`storage.delete.enabled`); default true.
+   * With false, a DELETE is answered 405 UNSUPPORTED, as by a registry configured not to delete.
+   */
+  readonly deletion?: boolean
 }
 
 export interface TokenRequest {
@@ -105,7 +113,7 @@ export const startRegistry = async (auth: RegistryAuth, options: RegistryOptions
     await fs.mkdir(dataDir)
     const authConfig = await prepareAuth(auth, dir)
     token = authConfig.token
-    const { child, port } = await spawnWithRetry(dir, dataDir, authConfig.config, options.tls)
+    const { child, port } = await spawnWithRetry(dir, dataDir, authConfig.config, options)
     const tokenServer = authConfig.token
     let stopped: Promise<void> | undefined
     return {
@@ -138,15 +146,13 @@ interface Spawned {
 
 class PortTaken extends Error {}
 
-type Tls = RegistryOptions["tls"]
-
-const spawnWithRetry = async (dir: string, dataDir: string, auth: object | undefined, tls: Tls): Promise<Spawned> => {
+const spawnWithRetry = async (dir: string, dataDir: string, auth: object | undefined, options: RegistryOptions): Promise<Spawned> => {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
     const configPath = path.join(dir, "config.yml")
-    await fs.writeFile(configPath, registryConfig(port, dataDir, auth, tls))
+    await fs.writeFile(configPath, registryConfig(port, dataDir, auth, options))
     try {
-      return { child: await spawnRegistry(configPath, port, tls !== undefined), port }
+      return { child: await spawnRegistry(configPath, port, options.tls !== undefined), port }
     } catch (error) {
       // freePort() only reserves the port until it closes it; another process may win the race.
       if (!(error instanceof PortTaken) || attempt >= START_ATTEMPTS) throw error
@@ -155,14 +161,14 @@ const spawnWithRetry = async (dir: string, dataDir: string, auth: object | undef
 }
 
 // JSON is valid YAML, which spares us a YAML serializer and any quoting questions.
-const registryConfig = (port: number, dataDir: string, auth: object | undefined, tls: Tls): string =>
+const registryConfig = (port: number, dataDir: string, auth: object | undefined, { deletion = true, tls }: RegistryOptions): string =>
   JSON.stringify(
     {
       version: "0.1",
       log: { level: "error", accesslog: { disabled: true } },
       storage: {
         filesystem: { rootdirectory: dataDir },
-        delete: { enabled: true },
+        delete: { enabled: deletion },
         maintenance: { uploadpurging: { enabled: false } }
       },
       http: {
@@ -474,10 +480,11 @@ const parseScope = (scope: string): Access | undefined => {
   return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: [...new Set(actions)] }
 }
 
+/** Repository scopes, and the one registry scope distribution knows: `registry:catalog:*`. */
 const grantAccess = (user: string | undefined, scopes: ReadonlyArray<string>, grant: Grant): Array<Access> =>
   scopes
     .map(parseScope)
-    .filter((access): access is Access => access?.type === "repository")
+    .filter((access): access is Access => access?.type === "repository" || (access?.type === "registry" && access.name === "catalog"))
     .map((access) => ({ ...access, actions: [...grant(user, access.name, access.actions)] }))
 
 const tokenResponse = (user: string | undefined, service: string, scopes: ReadonlyArray<string>, ctx: TokenContext) => {

@@ -13,14 +13,8 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { createWriteStream, fdatasync, open as openFile, type WriteStream } from "node:fs"
+import type { FileSink } from "../BlobFiles.js"
 import { ImageStoreError } from "../domain/Errors.js"
-
-export interface FileSink {
-  /** Takes a chunk; returns a promise only when the queue is full (wait for it), or the file failed. */
-  readonly write: (chunk: Uint8Array) => void | Promise<void>
-  /** Writes what is queued and closes the file. */
-  readonly close: Effect.Effect<void, ImageStoreError>
-}
 
 /** Enough to keep the disk busy while the next chunks arrive; bounded, so memory stays flat. */
 const highWaterMark = 1024 * 1024

@@ -1,0 +1,56 @@
+/**
+ * Node's blob file I/O for Images (see ../BlobFiles.ts): downloads written through a queued,
+ * early-flushed write stream (./FileSink.ts), uploads read by a file stream piped straight into
+ * the request. What the CLI uses; `microagent/node` offers it to programs.
+ */
+import * as Layer from "effect/Layer"
+import { constants, createReadStream } from "node:fs"
+import { Transform } from "node:stream"
+import { BlobFiles, type BlobFilesService } from "../BlobFiles.js"
+import { ImageStoreError } from "../domain/Errors.js"
+import * as FileSink from "./FileSink.js"
+
+/** Read size of a pushed file: large enough that per-chunk costs vanish, bounded per blob. */
+const uploadChunk = 256 * 1024
+
+/**
+ * The file of a blob being pushed, checked by `check` as it goes; the last chunk is held back
+ * until the end check passes, so a registry never receives the whole of a body that is wrong.
+ * The file is opened without following a link put in its place since it was checked.
+ */
+const uploadSource: NonNullable<BlobFilesService["uploadSource"]> = (file, descriptor, check, report) => {
+  let held: Uint8Array | undefined
+  const guard = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      const problem = check.add(chunk)
+      if (problem !== undefined) {
+        report(problem)
+        return callback(problem)
+      }
+      const out = held
+      held = chunk
+      callback(null, out)
+    },
+    flush(callback) {
+      const problem = check.end()
+      if (problem !== undefined) {
+        report(problem)
+        return callback(problem)
+      }
+      callback(null, held)
+    }
+  })
+  // Node takes numeric open flags here; its typings list only the string forms.
+  const flags = (constants.O_RDONLY | constants.O_NOFOLLOW) as unknown as string
+  const source = createReadStream(file, { highWaterMark: uploadChunk, flags })
+  source.on("error", (cause) => {
+    const problem = ImageStoreError.of(file, `blob ${descriptor.digest} cannot be read (${cause.message})`)
+    report(problem)
+    guard.destroy(problem)
+  })
+  // Closing the guard (the request ended or failed) closes the file too.
+  guard.on("close", () => source.destroy())
+  return source.pipe(guard)
+}
+
+export const layer = Layer.succeed(BlobFiles, { sink: FileSink.open, uploadSource })
