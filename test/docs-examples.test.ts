@@ -1,6 +1,7 @@
 /**
- * Every shell example of README.md and docs/*.md, run against a real registry, so the docs cannot
- * drift from the program (issue 4).
+ * Every shell example of README.md and docs/*.md, run against a real registry, and the output
+ * each page shows for it compared with what it printed, so the docs cannot drift from the program
+ * (issues 4 and 13).
  *
  * The convention the pages follow (stated in README.md, "Examples in this documentation"):
  * - a shell example is a ```sh block of plain commands (no `$ ` prompts); it must exit 0, or N
@@ -9,18 +10,30 @@
  *   `$REGISTRY_PASSWORD`; `$REGISTRY/demo/app:1.0` (one image), `$REGISTRY/demo/multi:1.0`
  *   (linux/amd64 and linux/arm64/v8) and `$REGISTRY/demo/busybox:1.0` (a shell, user `app`, for
  *   `run`) are there from the start;
- * - output samples are ```text or ```console blocks, and are not run.
+ * - a ```text, ```console or ```json block that directly follows a run example (nothing but
+ *   blank lines between) is that example's output: everything it printed, stdout and stderr
+ *   interleaved as written, as a terminal shows it (progress in its non-terminal form, since the
+ *   examples run without one). It must match, after normalising what differs between runs: the
+ *   registry's address is shown as `localhost:5000`, the home folder as `/home/me`, the user as
+ *   `admin`; durations (`in 0.3s`, `"durationMs"`) and RFC 3339 timestamps are compared as
+ *   placeholders; column padding as one gap (the real names are not as long as the shown ones);
+ *   trailing spaces and blank lines are ignored. In a sample, `…` stands for any text within its
+ *   line, and a line of only `…` for any number of lines. A sample with prose before it is an
+ *   illustration (progress on a terminal, a prompt), and is not compared.
  *
  * Here `$REGISTRY` is a CNCF distribution registry with htpasswd auth on a free loopback port.
  * Each page gets a fresh HOME, which is also the working directory of its examples; the examples
  * of one page run in order in it (so a login precedes the pulls that need it), each in its own
- * `bash -euo pipefail`, with only PATH (plus a `microagent` that runs dist/bin.cjs) and the three
- * variables above in the environment. Pages run concurrently.
+ * `bash -euo pipefail`, with only PATH (plus a `microagent` that runs the built bin.cjs) and the
+ * three variables above in the environment, stdout and stderr both written to one file. Pages run
+ * concurrently, so a page never shows output that another page's examples could change (except
+ * through `…`).
  *
  * Blocks not run as written: README's `sh quickstart` (it installs Debian packages; .ci/run does
  * those steps), docs/performance.md's `sh bench` (a ten-minute benchmark), and `sh install`
  * blocks, which run in the repository with a stand-in for npm that checks the script or file each
- * npm command needs and changes nothing (npm ci and the build have run before the tests).
+ * npm command needs and changes nothing (npm ci and the build have run before the tests). Their
+ * samples are not compared.
  */
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -30,11 +43,21 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Block, extractBlocks, firstCommand } from "./support/docBlocks.js"
+import {
+  type Block,
+  extractBlocks,
+  firstCommand,
+  matchesSample,
+  normaliseOutput,
+  normaliseSample,
+  SAMPLE_LANGUAGES,
+  sampleAfter
+} from "./support/docBlocks.js"
 import { binPath } from "./support/cli.js"
-import { makeImage, makeIndex, skopeoPush } from "./support/images.js"
-import { buildBusyboxImage } from "./support/layouts.js"
+import { addRef, MEDIA_TYPES, type Platform, skopeoPush, writeJsonBlob } from "./support/images.js"
+import { buildBusyboxImage, buildLayout, type LayerSpec } from "./support/layouts.js"
 import { type RegistryHandle, startRegistry } from "./support/registry.js"
+import { repeatedContent } from "./support/tar.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 
@@ -46,7 +69,7 @@ const pages = [
 const blocksOf = new Map(pages.map((page) => [page, extractBlocks(readFileSync(path.join(root, page), "utf8"))]))
 
 /** Languages a fenced block may name. A shell example is `sh`, never `bash` or a bare fence, so none escapes the test. */
-const LANGUAGES = new Set(["sh", "text", "console", "json", "ts"])
+const LANGUAGES = new Set(["sh", "ts", ...SAMPLE_LANGUAGES])
 
 /** `sh` blocks that are not run, where they may appear, and why. */
 const NOT_RUN: Record<string, { readonly page: string; readonly why: string }> = {
@@ -61,47 +84,53 @@ const kindOf = (block: Block): Kind =>
 
 const shellBlocks = (page: string) => (blocksOf.get(page) ?? []).filter((b) => b.language === "sh")
 
-const USER = "docs-user"
+/** The user the docs show, so no column of theirs needs another width for it. */
+const USER = "admin"
 const PASSWORD = `pw-${randomBytes(6).toString("hex")}`
 const BLOCK_TIMEOUT_MS = 30_000
 
 interface Outcome {
   readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
+  /** stdout and stderr, interleaved as written */
+  readonly output: string
 }
 
 let registry: RegistryHandle | undefined
 let work = ""
+const homes = new Map<string, string>()
 const outcomes = new Map<string, Promise<Outcome>>()
 const key = (page: string, block: Block) => `${page}:${block.line}`
 
-/** Runs `script` with bash in `cwd`, with exactly `env`; never rejects. */
-const runBash = (script: string, cwd: string, env: Record<string, string>): Promise<Outcome> =>
-  new Promise((resolve) => {
-    const child = spawn("bash", ["-euo", "pipefail", script], { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true })
-    const out: Array<Buffer> = []
-    const err: Array<Buffer> = []
-    child.stdout.on("data", (c: Buffer) => out.push(c))
-    child.stderr.on("data", (c: Buffer) => err.push(c))
+/**
+ * Runs `script` with bash in `cwd`, with exactly `env`; never rejects. stdout and stderr share one
+ * file, so what the example printed keeps its order (two pipes would not say which came first).
+ */
+const runBash = async (script: string, cwd: string, env: Record<string, string>): Promise<Outcome> => {
+  const log = `${script}.out`
+  const file = await fs.open(log, "w")
+  const killed: Array<string> = []
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn("bash", ["-euo", "pipefail", script], { cwd, env, stdio: ["ignore", file.fd, file.fd], detached: true })
     const timer = setTimeout(() => {
-      err.push(Buffer.from(`\n[killed after ${BLOCK_TIMEOUT_MS} ms]\n`))
+      killed.push(`\n[killed after ${BLOCK_TIMEOUT_MS} ms]\n`)
       try {
         process.kill(-child.pid!, "SIGKILL")
       } catch {
         // already gone
       }
     }, BLOCK_TIMEOUT_MS)
-    const done = (code: number | null) => {
-      clearTimeout(timer)
-      resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") })
-    }
     child.on("error", (e) => {
-      err.push(Buffer.from(String(e)))
-      done(null)
+      killed.push(String(e))
+      clearTimeout(timer)
+      resolve(null)
     })
-    child.on("close", (code) => done(code))
-  })
+    child.on("close", (c) => {
+      clearTimeout(timer)
+      resolve(c)
+    })
+  }).finally(() => file.close())
+  return { code, output: (await fs.readFile(log, "utf8")) + killed.join("") }
+}
 
 const executable = async (file: string, text: string) => {
   await fs.writeFile(file, text)
@@ -132,6 +161,7 @@ const startPages = async (host: string) => {
   for (const page of pages) {
     const home = path.join(work, "home", page.replace(/[/.]/g, "-"))
     await fs.mkdir(home, { recursive: true })
+    homes.set(page, home)
     let previous: Promise<unknown> = Promise.resolve()
     for (const block of shellBlocks(page)) {
       const kind = kindOf(block)
@@ -153,6 +183,55 @@ const startPages = async (host: string) => {
   }
 }
 
+/*
+ * demo/app and demo/multi are the same bytes in every run, so the docs show their real digests and
+ * sizes: fixed content and dates, and uncompressed layers (gzip's output may differ between zlib
+ * builds and CPUs; skopeo pushes them as they are). demo/busybox holds this machine's busybox, and
+ * its samples leave its digest out (`sha256:…`).
+ */
+const layer = (entries: LayerSpec["entries"]): LayerSpec => ({ entries, compression: "none" })
+
+const buildApp = (dir: string) =>
+  buildLayout(dir, {
+    tag: "1.0",
+    platform: { os: "linux", architecture: "amd64" },
+    config: {
+      Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "APP_MODE=demo"],
+      Cmd: ["/usr/bin/app"],
+      ExposedPorts: { "8080/tcp": {} },
+      Labels: { "org.opencontainers.image.title": "demo app" }
+    },
+    layers: [
+      layer([{ name: "etc/", type: "dir" }, { name: "etc/app.conf", content: "mode=demo\n" }]),
+      layer([{ name: "usr/", type: "dir" }, { name: "usr/bin/", type: "dir" }, { name: "usr/bin/app", content: repeatedContent(256 * 1024), mode: 0o755 }])
+    ]
+  })
+
+const buildMulti = async (dir: string) => {
+  const platforms: ReadonlyArray<Platform> = [{ os: "linux", architecture: "amd64" }, { os: "linux", architecture: "arm64", variant: "v8" }]
+  const children = []
+  for (const [i, platform] of platforms.entries()) {
+    const name = [platform.os, platform.architecture, platform.variant].filter((p) => p !== undefined).join("/")
+    children.push(
+      await buildLayout(dir, {
+        tag: name.replace(/\//g, "-"),
+        platform,
+        layers: [
+          layer([{ name: "etc/", type: "dir" }, { name: "etc/platform", content: `${name}\n` }]),
+          layer([{ name: "usr/", type: "dir" }, { name: "usr/bin/", type: "dir" }, { name: "usr/bin/app", content: repeatedContent(4096, 0x61 + i), mode: 0o755 }])
+        ]
+      })
+    )
+  }
+  const index = await writeJsonBlob(dir, {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPES.index,
+    manifests: children.map((c) => ({ mediaType: c.manifestMediaType, digest: c.manifestDigest, size: c.manifestSize, platform: c.platform }))
+  })
+  await addRef(dir, "1.0", { mediaType: MEDIA_TYPES.index, ...index })
+  return { dir, tag: "1.0" }
+}
+
 beforeAll(async () => {
   await fs.access(binPath).catch(() => {
     throw new Error("dist/bin.cjs is missing: run `npm run build` first")
@@ -161,8 +240,8 @@ beforeAll(async () => {
   registry = await startRegistry({ mode: "htpasswd", users: { [USER]: PASSWORD } })
   const creds = { user: USER, password: PASSWORD }
   const [app, multi, busybox] = await Promise.all([
-    makeImage({ dir: path.join(work, "fixtures/app"), tag: "1.0", layers: [64 * 1024, 512 * 1024] }),
-    makeIndex({ dir: path.join(work, "fixtures/multi"), tag: "1.0" }),
+    buildApp(path.join(work, "fixtures/app")),
+    buildMulti(path.join(work, "fixtures/multi")),
     buildBusyboxImage(path.join(work, "fixtures/busybox"), { tag: "1.0" })
   ])
   await Promise.all([
@@ -202,20 +281,32 @@ describe("the docs' code blocks follow the convention", () => {
   })
 })
 
+const failure = (page: string, block: Block, outcome: Outcome, expected: string) =>
+  `${page}:${block.line} ${expected}\n--- example ---\n${block.body}--- output (exit ${outcome.code}) ---\n${outcome.output}`
+
 for (const page of pages) {
-  const blocks = shellBlocks(page).filter((b) => kindOf(b) !== "skip")
+  const all = blocksOf.get(page) ?? []
+  const blocks = all.flatMap((block, i) => block.language === "sh" && kindOf(block) !== "skip" ? [{ block, sample: sampleAfter(all, i) }] : [])
   if (blocks.length === 0) continue
   describe(page, () => {
-    for (const block of blocks) {
+    for (const { block, sample } of blocks) {
       const expected = block.exit
+      const outcome = () => {
+        const started = outcomes.get(key(page, block))
+        expect(started, "the example was not started (see beforeAll)").toBeDefined()
+        return started!
+      }
       it(`line ${block.line}: ${firstCommand(block)}${expected === 0 ? "" : ` (exit ${expected})`}`, async () => {
-        const outcome = outcomes.get(key(page, block))
-        expect(outcome, "the example was not started (see beforeAll)").toBeDefined()
-        const { code, stderr, stdout } = await outcome!
-        expect(
-          code,
-          `${page}:${block.line} exited ${code}, expected ${expected}\n--- example ---\n${block.body}--- stdout ---\n${stdout}--- stderr ---\n${stderr}`
-        ).toBe(expected)
+        const done = await outcome()
+        expect(done.code, failure(page, block, done, `exited ${done.code}, expected ${expected}`)).toBe(expected)
+      })
+      if (sample === undefined || block.tags.includes("install")) continue
+      it(`line ${block.line}: prints what line ${sample.line} shows`, async () => {
+        const done = await outcome()
+        const shown = normaliseSample(sample.body)
+        const printed = normaliseOutput(done.output, { registry: registry!.host, home: homes.get(page)! })
+        // On a mismatch, compare as text for a readable diff (the `…` of the sample show there as they are).
+        if (!matchesSample(printed, shown)) expect(printed, failure(page, block, done, `printed other than line ${sample.line} shows`)).toBe(shown)
       })
     }
   })

@@ -204,6 +204,27 @@ export const check = (root: Tree.Node, words: ReadonlyArray<string>): Either.Eit
 }
 
 /**
+ * `--log-level` moved before the command, where @effect/cli reads it: users put it anywhere
+ * (`pull app:1 --log-level debug`). Words after `--` are the container's, never moved.
+ */
+const globalsFirst = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const moved: Array<string> = []
+  const rest: Array<string> = []
+  const words = argv.slice(2)
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!
+    if (word === "--") {
+      rest.push(...words.slice(i))
+      break
+    }
+    if (word === "--log-level" && i + 1 < words.length) moved.push(word, words[++i]!)
+    else if (word.startsWith("--log-level=")) moved.push(word)
+    else rest.push(word)
+  }
+  return [...argv.slice(0, 2), ...moved, ...rest]
+}
+
+/**
  * Runs a command line: answers help, version and completions from the tree, fails with the
  * first mistake, and hands the rest to @effect/cli (`cli`).
  */
@@ -225,7 +246,7 @@ export const dispatch = <E, R>(
           case "Completions":
             return Console.log(Completions.script(root, outcome.shell))
           case "Run":
-            return cli(argv)
+            return cli(globalsFirst(argv))
         }
       }
     })

@@ -377,6 +377,10 @@ export const make = (
       const credential = yield* resolver.resolve(registry, repositoryOf(scopes) ?? "")
       secrets.addCredential(credential)
       const pinged = ping.status === 401 ? Challenge.preferred(Challenge.parse(ping.challenge ?? "")) : undefined
+      yield* Effect.logDebug(
+        `${registry}: ${credential._tag === "Credential" ? `user "${credential.username}" from ${credential.source.file}, key ${credential.source.key}` : "anonymous"}` +
+          `; the registry asks for ${pinged === undefined ? "no credentials" : pinged.scheme === "bearer" ? "a Bearer token" : "Basic"}`
+      )
       const first = yield* authorize(registry, scopes, credential, pinged, ping.origin, [])
       const response = yield* transport.execute(registry, request, first)
       if (response.status === 403 && !needsRetry(response)) {

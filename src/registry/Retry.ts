@@ -92,7 +92,13 @@ export const retrying = (base: Duration.DurationInput) =>
     const counted = Effect.suspend(() => {
       attempts++
       return attempt
-    })
+    }).pipe(
+      Effect.tapError((e) =>
+        isTransient(e) && attempts < maxAttempts
+          ? Effect.logDebug(`attempt ${attempts} of ${maxAttempts} failed (${e instanceof Busy ? `${e.what} answered HTTP ${e.status}` : e.reason}); trying again`)
+          : Effect.void
+      )
+    )
     return Effect.retry(counted, policy(base)).pipe(
       Effect.mapError((e) => exhausted(e, attempts) as Exclude<E, Busy> | RegistryUnavailable)
     )

@@ -156,12 +156,18 @@ export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, o
     const retrying = Retry.retrying(options.retryBase ?? "250 millis")
     const mayUseHttp = (host: string) => Endpoint.isLoopback(host) || tls.isInsecure(host)
 
+    /** One request; at `--log-level debug`, its method, origin, path (no query) and status (issue 13, item 3). */
     const send = (method: Method, url: string, headers: Readonly<Record<string, string>>, body?: HttpBody.HttpBody) =>
       client.execute(
         HttpClientRequest.make(method)(url).pipe(
           HttpClientRequest.setHeaders(headers),
           (r) => body === undefined ? r : HttpClientRequest.setBody(r, body)
         )
+      ).pipe(
+        Effect.tapBoth({
+          onSuccess: (response) => Effect.logDebug(`${method} ${new URL(url).origin}${pathOf(url)} → HTTP ${response.status}`),
+          onFailure: (error) => Effect.logDebug(`${method} ${new URL(url).origin}${pathOf(url)} → ${causeText(error)}`)
+        })
       )
 
     /** One `GET /v2/`; a busy answer is a Busy, for the retry policy. */

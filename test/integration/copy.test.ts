@@ -187,3 +187,26 @@ describe("copy to and from the store and layouts ([M1], [I2])", () => {
     expect(ok(await run(["copy", "store:mirror.example.com/team/app:9", `${token.host}/from-store/app:9`]))).toBe(image.manifestDigest)
   })
 })
+
+describe("pull --format oci, and the usage hints of push (issue 12, items 2 and 7)", () => {
+  it("[I2] pull --format oci --output converts a Docker image that umoci then reads", async () => {
+    const out = path.join(await scratchDir(), "pulled")
+    const r = await cli(["pull", "--format", "oci", "--output", out, `${basic.host}/team/docker:d1`])
+    const digest = ok(r)
+    expect(r.stderr).toContain(`converted from ${docker.digest}`)
+    expect((await skopeoInspect(`oci:${out}:d1`))["Digest"]).toBe(digest)
+    await promisify(execFile)("umoci", ["stat", "--image", `${out}:d1`])
+  })
+
+  it("[I4] push <registry ref> <registry ref> of an image not in the store points at copy", async () => {
+    const r = await cli(["push", `${basic.host}/team/app:1.0`, `${token.host}/elsewhere/app:1.0`])
+    expect(r.code, show(r)).toBe(1)
+    expect(r.stderr).toContain(`hint: push sends images from the store; to copy from a registry: microagent copy ${basic.host}/team/app:1.0 ${token.host}/elsewhere/app:1.0`)
+  })
+
+  it("[I4] push ./dir without oci: says how a layout is named", async () => {
+    const r = await cli(["push", "./layout", `${token.host}/elsewhere/app:1.0`])
+    expect(r.code, show(r)).toBe(2)
+    expect(r.stderr).toContain("hint: a layout is named oci:./layout")
+  })
+})

@@ -120,7 +120,8 @@ describe("[M2] tag", () => {
     "a bad tag (%s) is a usage error (exit 2) and nothing is sent",
     async (bad) => {
       const server = await hostile((_req, res) => void res.writeHead(500).end())
-      const line = expectFailure(await cli(["tag", `${server.host}/team/app:1.0`, "good", bad]), 2)
+      // After `--`, so that `-dash` reaches the tag check rather than the flag check.
+      const line = expectFailure(await cli(["tag", `${server.host}/team/app:1.0`, "good", "--", bad]), 2)
       expect(line).toContain("invalid tag")
       expect(server.seen).toEqual([])
     }
