@@ -127,7 +127,7 @@ export const push = Command.make(
             // Pushing from a registry is a copy (issue 12, item 7).
             Effect.catchTag("ImageStoreError", (e) =>
               Effect.fail(
-                source._tag === "Store" && e.hint === undefined && e.message.includes("no image named")
+                source._tag === "Store" && e.hint === undefined && /no image named|does not exist/.test(e.reason)
                   ? ImageStoreError.of(e.path, e.reason, `push sends images from the store; to copy from a registry: microagent copy ${args.source} ${args.image}`)
                   : e
               ))
