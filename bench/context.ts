@@ -23,7 +23,7 @@ export interface Options {
 export interface Bench extends Options {
   readonly table: Table
   readonly needs: (...ids: ReadonlyArray<CaseId>) => boolean
-  /** harness.ts's runCase with the options' rounds, or `runs` timed runs after as many warm-ups */
+  /** harness.ts's runCase with the options' rounds (`runs` timed runs instead, if given) */
   readonly runCase: (id: CaseId, contenders: Contenders, runs?: number) => Promise<Samples>
   /** the benchmark's registry ("127.0.0.1:<port>"), when a case needs it */
   readonly host: string | undefined

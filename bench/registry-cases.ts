@@ -183,7 +183,7 @@ export const registryCases = async (bench: Bench): Promise<void> => {
   const microagent = (args: ReadonlyArray<string>) => measureInFreshHome([process.execPath, bench.bin, ...args])
   const floor = needs("pull4", "pull1", "pull-small") ? await bundle(fileURLToPath(new URL("./floor.ts", import.meta.url)), fresh("floor") + ".mjs") : ""
   const pullCase = async (id: "pull4" | "pull1" | "pull-small", image: PushedImage | undefined, label: string, target: string, verdict: Parameters<typeof table.add>[4]) => {
-    if (image === undefined) return
+    if (!needs(id) || image === undefined) return
     log(`bench: ${id}`)
     table.add(id, label, target, await bench.runCase(id, pullContenders(bench, host, image, floor)), verdict)
   }

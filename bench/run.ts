@@ -107,12 +107,8 @@ const needs = (...ids: ReadonlyArray<CaseId>): boolean => ids.some((id) => optio
 // Tools
 
 const isExecutable = (file: string): boolean => {
-  try {
-    fs.accessSync(file, fs.constants.X_OK)
-    return fs.statSync(file).isFile()
-  } catch {
-    return false
-  }
+  const stat = fs.statSync(file, { throwIfNoEntry: false })
+  return stat?.isFile() === true && (stat.mode & 0o111) !== 0
 }
 const onPath = (command: string): boolean => (process.env["PATH"] ?? "").split(":").some((dir) => dir !== "" && isExecutable(path.join(dir, command)))
 
@@ -224,13 +220,11 @@ const main = async () => {
     needs,
     host: registry?.host,
     images: await seedImages(options, registry?.host),
-    runCase: (id, contenders, runs) =>
-      runCase(id, contenders, runs === undefined ? options.rounds : { runs, warmups: Math.min(options.rounds.warmups, 1) })
+    runCase: (id, contenders, runs = options.rounds.runs) => runCase(id, contenders, { ...options.rounds, runs })
   }
   await registryCases(bench)
   await startupCase(bench)
   const notes = [await rootfsCases(bench), await runCases(bench)].flatMap((note) => note ?? [])
-  await stopRegistries()
 
   const elapsed = (Date.now() - began) / 1000
   const report = render(table, elapsed, loadAtStart, notes)
@@ -244,4 +238,4 @@ const main = async () => {
 main().catch((error: unknown) => {
   process.stderr.write(`bench: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
   process.exitCode = 1
-}).finally(endWork)
+}).finally(() => stopRegistries().finally(endWork))

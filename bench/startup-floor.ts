@@ -17,6 +17,6 @@ const registry = Command.make("registry").pipe(Command.withSubcommands([list]))
 const main = Command.make("microagent").pipe(Command.withSubcommands([registry]))
 
 Command.run(main, { name: "microagent", version: "0" })(process.argv).pipe(
-  Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, LazyTerminal.layer)),
+  Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, LazyTerminal.layer(false))),
   NodeRuntime.runMain
 )

@@ -57,9 +57,11 @@ const RegistryLive = Live.registry.pipe(
  */
 const CliConfigLive = CliConfig.layer({ showBuiltIns: false, isCaseSensitive: true })
 
+const noColor = (process.env["NO_COLOR"] ?? "") !== ""
+
 const MainLive = Layer.mergeAll(StdioLive, CliConfigLive).pipe(
   // Not NodeContext: its command executor and worker manager load child_process on every start.
-  Layer.provideMerge(Layer.mergeAll(PipeFileSystem.layer, NodePath.layer, LazyTerminal.layer)),
+  Layer.provideMerge(Layer.mergeAll(PipeFileSystem.layer, NodePath.layer, LazyTerminal.layer(noColor))),
   Layer.provideMerge(Logger.replace(Logger.defaultLogger, stderrLogger))
 )
 
@@ -67,7 +69,6 @@ const MainLive = Layer.mergeAll(StdioLive, CliConfigLive).pipe(
 let terminated = false
 process.once("SIGTERM", () => void (terminated = true))
 
-const noColor = (process.env["NO_COLOR"] ?? "") !== ""
 
 Effect.suspend(() => run(MICROAGENT_VERSION, { credentials: Live.credentials, registry: RegistryLive })(process.argv)).pipe(
   withUserConsole({ stdout: noColor || !process.stdout.isTTY, stderr: noColor || !process.stderr.isTTY }),

@@ -8,7 +8,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { onFirstUse } from "./Lazy.js"
 
-export const layer = Layer.scoped(
+/** SGR sequences (colours, bold): what `NO_COLOR` asks to leave out. Cursor movement stays. */
+const colours = /\x1b\[[0-9;]*m/g
+
+/** `plain`: prompts without colours (`NO_COLOR`), their cursor movement kept so they still redraw. */
+export const layer = (plain: boolean) => Layer.scoped(
   Terminal.Terminal,
   Effect.map(
     onFirstUse(Terminal.Terminal, () => import("@effect/platform-node/NodeTerminal").then((node) => node.layer)),
@@ -19,7 +23,7 @@ export const layer = Layer.scoped(
         isTTY: Effect.flatMap(real, (terminal) => terminal.isTTY),
         readInput: Effect.flatMap(real, (terminal) => terminal.readInput),
         readLine: Effect.flatMap(real, (terminal) => terminal.readLine),
-        display: (text) => Effect.flatMap(real, (terminal) => terminal.display(text))
+        display: (text) => Effect.flatMap(real, (terminal) => terminal.display(plain ? text.replace(colours, "") : text))
       })
   )
 )

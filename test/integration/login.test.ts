@@ -284,6 +284,26 @@ describe("[L5] login against a Basic (htpasswd) registry", () => {
     expect(await storedAuth(home, registry.host)).toBe(`alice:${USERS.alice}`)
   })
 
+  it("[L4] NO_COLOR: the prompt has no colour, its cursor movement kept; without it, it has", async () => {
+    const colours = /\x1b\[[0-9;]*m/
+    const prompt = async (env: Record<string, string>) => {
+      const session = spawnPty(process.execPath, [binPath, "registry", "login", registry.host, "-u", "alice"], {
+        env: { HOME: await freshHome(), PATH: process.env["PATH"] ?? "", ...env }
+      })
+      try {
+        await session.waitFor(/Password/)
+        session.write(`${USERS.alice}\r`)
+        const { code, output } = await session.exited
+        expect(code, output).toBe(0)
+        return output
+      } finally {
+        session.kill()
+      }
+    }
+    expect(await prompt({})).not.toMatch(colours)
+    expect(await prompt({ NO_COLOR: "" })).toMatch(colours)
+  })
+
   it("[L4][L5] on a terminal, a wrong password is neither echoed nor stored (exit 4)", async () => {
     const home = await freshHome()
     const session = spawnPty(process.execPath, [binPath, "registry", "login", registry.host, "-u", "alice"], {
