@@ -11,7 +11,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { ImageStoreError } from "./domain/Errors.js"
 import type * as Manifest from "./domain/Manifest.js"
-import type { OpenNodeSource } from "./registry/Body.js"
+import type { OnChunk, OpenNodeSource } from "./registry/Body.js"
 
 /** A blob file being written. */
 export interface FileSink {
@@ -40,6 +40,19 @@ export interface BlobFilesService {
     check: SendCheck,
     report: (e: ImageStoreError) => void
   ) => ReturnType<OpenNodeSource>
+  /**
+   * A platform's own stream of a blob downloaded while it is uploaded (a copy between
+   * registries): `start` downloads, handing each chunk to `onChunk` and waiting on the promise it
+   * returns. `undefined`: copies relay through Effect streams.
+   */
+  readonly relay?: (start: (onChunk: OnChunk) => Download) => ReturnType<OpenNodeSource>
+}
+
+/** A download under way, as a relay starts it: done when the blob has been handed over whole. */
+export interface Download {
+  readonly done: Promise<void>
+  /** Stops the download (the upload it feeds has ended). */
+  readonly cancel: () => void
 }
 
 export class BlobFiles extends Context.Tag("microagent/BlobFiles")<BlobFiles, BlobFilesService>() {}

@@ -6,10 +6,14 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as BlobFiles from "./BlobFiles.js"
 import * as Digest from "./domain/Digest.js"
 import { DigestMismatch, ImageStoreError } from "./domain/Errors.js"
 import type * as Manifest from "./domain/Manifest.js"
@@ -19,7 +23,9 @@ import * as ImageTree from "./ImageTree.js"
 import * as PlatformChoice from "./PlatformChoice.js"
 import { Images, type ImagesError, type Moved, tally, type TransferOptions } from "./Images.js"
 import { ImageStore, type Layout } from "./ImageStore.js"
+import * as Body from "./registry/Body.js"
 import { fromRegistry, RegistryClient, refusedContent } from "./RegistryClient.js"
+import type * as RegistryClientModule from "./RegistryClient.js"
 
 /** One side of a copy ([M1], [M7]). */
 export type Location =
@@ -58,6 +64,8 @@ export const make = Effect.gen(function*() {
   const store = yield* ImageStore
   const images = yield* Images
   const fs = yield* FileSystem.FileSystem
+  // The platform's own relay for copies between registries, when one is provided (the CLI's is Node's).
+  const blobFiles = Option.getOrUndefined(yield* Effect.serviceOption(BlobFiles.BlobFiles))
 
   /**
    * Registry to registry: blobs first, each streamed from the source into the destination (or
@@ -81,7 +89,24 @@ export const make = Effect.gen(function*() {
       yield* Effect.forEach(tree.blobs.values(), (d) =>
         Effect.gen(function*() {
           counter.start(d)
-          const outcome = yield* client.uploadBlob(to, d, () => counter.count(d, client.blob(from, d)), mountFrom).pipe(
+          // A download that fails (not one stopped because its upload ended) fails the blob's copy.
+          const failed = yield* Deferred.make<never, RegistryClientModule.Error>()
+          const body = () => {
+            const stream = counter.count(d, client.blob(from, d))
+            const relay = blobFiles?.relay
+            if (relay === undefined) return stream
+            return Body.withNodeSource(stream, () =>
+              relay((onChunk) => {
+                const fiber = Effect.runFork(client.blobInto(from, d, counter.track(d, onChunk)).pipe(
+                  Effect.tapError((e) => e._tag === "ChunkRefused" ? Effect.void : Deferred.fail(failed, e))
+                ))
+                return {
+                  done: Effect.runPromise(Fiber.join(fiber)),
+                  cancel: () => void Effect.runFork(Fiber.interrupt(fiber))
+                }
+              }))
+          }
+          const outcome = yield* Effect.raceFirst(client.uploadBlob(to, d, body, mountFrom), Deferred.await(failed)).pipe(
             Effect.mapError((e) => e._tag === "DigestMismatch" ? fromRegistry(source.registry)(e) : e)
           )
           counter.done(d, outcome !== "uploaded")

@@ -5,7 +5,7 @@
  */
 import * as Layer from "effect/Layer"
 import { constants, createReadStream } from "node:fs"
-import { Transform } from "node:stream"
+import { PassThrough, Transform } from "node:stream"
 import { BlobFiles, type BlobFilesService } from "../BlobFiles.js"
 import { ImageStoreError } from "../domain/Errors.js"
 import * as FileSink from "./FileSink.js"
@@ -53,4 +53,37 @@ const uploadSource: NonNullable<BlobFilesService["uploadSource"]> = (file, descr
   return source.pipe(guard)
 }
 
-export const layer = Layer.succeed(BlobFiles, { sink: FileSink.open, uploadSource })
+/** Enough to keep the upload busy while the next chunks arrive; bounded, so memory stays flat. */
+const relayBuffer = 1024 * 1024
+
+/**
+ * A blob relayed from a download into an upload through one Node stream, with backpressure both
+ * ways: the download waits while the upload's buffer is full, and stops once the upload ends.
+ */
+const relay: NonNullable<BlobFilesService["relay"]> = (start) => {
+  const pass = new PassThrough({ highWaterMark: relayBuffer })
+  let closed = false
+  let waiting: (() => void) | undefined
+  const wake = () => {
+    const resume = waiting
+    waiting = undefined
+    resume?.()
+  }
+  pass.on("drain", wake)
+  const download = start((chunk) => {
+    if (closed) throw new Error("the upload ended")
+    if (pass.write(chunk)) return
+    return new Promise<void>((resolve) => {
+      waiting = resolve
+    })
+  })
+  pass.on("close", () => {
+    closed = true
+    wake()
+    download.cancel()
+  })
+  download.done.then(() => pass.end(), (cause: unknown) => pass.destroy(cause instanceof Error ? cause : new Error(String(cause))))
+  return pass
+}
+
+export const layer = Layer.succeed(BlobFiles, { sink: FileSink.open, uploadSource, relay })

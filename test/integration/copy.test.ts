@@ -135,6 +135,19 @@ describe("copy between registries ([M1])", () => {
     expect(await skopeoInspectDigest(`docker://${token.host}/resumed/app:1.0`, { creds: creds(BOB) })).toBe(image.manifestDigest)
   })
 
+  it("[M1] [E7] a source blob that does not match its digest fails the copy (exit 1); the target gets no manifest", async () => {
+    const big = image.layers.find((l) => l.size > 100_000)!
+    proxy.setFaults([{ method: "GET", path: new RegExp(`/v2/src/app/blobs/${big.digest}`), fault: { kind: "corrupt", offset: 50_000 } }])
+    try {
+      const r = await cli(["copy", `${proxy.host}/src/app:1.0`, `${token.host}/corrupt/app:1.0`])
+      expect(r.code, show(r)).toBe(1)
+      expect(r.stderr).toMatch(/^error: .*digest mismatch/m)
+    } finally {
+      proxy.setFaults([])
+    }
+    await expect(skopeoInspectDigest(`docker://${token.host}/corrupt/app:1.0`, { creds: creds(BOB) })).rejects.toThrow()
+  })
+
   it("[I2] [M7] --format oci converts a Docker image: new digest on stdout, the old one on stderr, OCI media types at the target", async () => {
     const r = await cli(["copy", "--format", "oci", `${basic.host}/team/docker:d1`, `${token.host}/oci/docker:d1`])
     const digest = ok(r)
