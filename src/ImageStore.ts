@@ -39,10 +39,9 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Digest from "./domain/Digest.js"
 import { ImageStoreError } from "./domain/Errors.js"
-import * as ImageConfig from "./domain/ImageConfig.js"
 import * as Manifest from "./domain/Manifest.js"
-import * as Platform from "./domain/Platform.js"
 import * as SafeFiles from "./storage/SafeFiles.js"
+import * as StoreWalk from "./storage/StoreWalk.js"
 import * as Home from "./Home.js"
 
 /** Annotation keys written on index.json entries ([I2], [M5]). */
@@ -275,22 +274,6 @@ const label = (entry: Manifest.Descriptor): string => nameOf(entry) ?? entry.ann
 /** Whether `name` names `entry`: its full reference, or its `ref.name` when it has none. */
 const isNamed = (entry: Manifest.Descriptor, name: string): boolean =>
   (nameOf(entry) ?? entry.annotations?.[Annotation.RefName]) === name
-
-/** Every valid digest a JSON document names anywhere: what can be told of a manifest that cannot be read as one. */
-const digestsNamedIn = (bytes: Uint8Array): ReadonlyArray<string> => {
-  const json = decodeJson(new TextDecoder().decode(bytes))
-  if (Either.isLeft(json)) return []
-  const found: Array<string> = []
-  const visit = (value: unknown, depth: number): void => {
-    if (depth > 64 || typeof value !== "object" || value === null) return
-    for (const [key, inner] of Object.entries(value)) {
-      if (key === "digest" && typeof inner === "string" && Digest.isValid(inner)) found.push(inner)
-      else visit(inner, depth + 1)
-    }
-  }
-  visit(json.right, 0)
-  return found
-}
 
 const rfc3339 = (millis: number): string => new Date(millis).toISOString().replace(/\.\d{3}Z$/, "Z")
 
@@ -606,104 +589,22 @@ export const make = (options: Options = {}) =>
 
       // ---- what entries reach, for list and prune ----------------------------------------------
 
-      type Read = Either.Either<Manifest.Manifest, { readonly reason: string; readonly named: ReadonlyArray<string> }>
-      /** Each manifest is read once per walk, however many entries name it. */
-      const manifestReader = () => {
-        const cache = new Map<string, Read>()
-        return (d: Manifest.Descriptor): Effect.Effect<Read> => {
-          const known = cache.get(d.digest)
-          if (known !== undefined) return Effect.succeed(known)
-          return readBlob(d.digest).pipe(
-            Effect.map((bytes): Read =>
-              Either.mapLeft(Manifest.parse(bytes, d.mediaType), (reason) => ({ reason, named: digestsNamedIn(bytes) }))
-            ),
-            Effect.catchAll((e) => Effect.succeed<Read>(Either.left({ reason: e.reason, named: [] }))),
-            Effect.tap((read) => void cache.set(d.digest, read))
-          )
-        }
-      }
-
-      /**
-       * Every blob `root` reaches (into `reached`): itself, and for a manifest its config and layers,
-       * for an index its manifests, down to `Manifest.maxDepth` levels. A manifest that cannot be
-       * read keeps itself and every digest its JSON names; each such one is told to `problem`.
-       */
-      const reach = (read: ReturnType<typeof manifestReader>, reached: Set<string>, problem: (message: string) => void) => {
-        const walked = new Set<string>()
-        const visit = (d: Manifest.Descriptor, depth: number, of: string): Effect.Effect<void> =>
-          Effect.gen(function*() {
-            reached.add(d.digest)
-            if (walked.has(d.digest)) return
-            walked.add(d.digest)
-            const manifest = yield* read(d)
-            if (Either.isLeft(manifest)) {
-              for (const digest of manifest.left.named) reached.add(digest)
-              return problem(`${of}: manifest ${d.digest} cannot be read (${manifest.left.reason}); kept what it names`)
-            }
-            if (manifest.right._tag === "Image") {
-              for (const blob of [manifest.right.config, ...manifest.right.layers]) reached.add(blob.digest)
-              return
-            }
-            if (depth >= Manifest.maxDepth) {
-              for (const child of manifest.right.manifests) reached.add(child.digest)
-              return problem(`${of}: index ${d.digest} nests deeper than ${Manifest.maxDepth} levels; kept its manifests, not what they name`)
-            }
-            for (const child of manifest.right.manifests) yield* visit(child, depth + 1, of)
-          })
-        return (d: Manifest.Descriptor, of: string) => visit(d, 0, of)
-      }
-
-      /** `os/arch[/variant]` of what an entry names: an image's config, or an index's children. */
-      const platformsOf = (read: ReturnType<typeof manifestReader>, d: Manifest.Descriptor) =>
-        Effect.gen(function*() {
-          const manifest = yield* read(d)
-          if (Either.isLeft(manifest)) return []
-          if (manifest.right._tag === "Index") {
-            const listed = manifest.right.manifests.flatMap((m) => m.platform === undefined ? [] : [Platform.format(Platform.normalize(m.platform))])
-            // Attestations (buildx) are listed as unknown/unknown: they are no platform to run.
-            return [...new Set(listed.filter((p) => p !== "unknown/unknown"))]
-          }
-          const config = yield* Effect.either(readBlob(manifest.right.config.digest))
-          const decoded = Either.flatMap(config, (bytes) => ImageConfig.decode(bytes))
-          if (Either.isLeft(decoded) || decoded.right.os === "" || decoded.right.architecture === "") return []
-          const { architecture, os, variant } = decoded.right
-          return [Platform.format(Platform.normalize(variant === undefined ? { os, architecture } : { os, architecture, variant }))]
-        })
-
-      /** Sizes on disk of blobs, each stat'ed once; a missing blob counts nothing. */
-      const sizer = () => {
-        const sizes = new Map<string, number>()
-        return (digests: Iterable<string>) =>
-          Effect.reduce(digests, 0, (total, digest) => {
-            const known = sizes.get(digest)
-            if (known !== undefined) return Effect.succeed(total + known)
-            return Effect.either(resolve(digest)).pipe(
-              Effect.flatMap((resolved) => Either.isLeft(resolved) ? Effect.succeed(undefined) : statBlob(resolved.right.file)),
-              Effect.map((info) => {
-                const size = info?.type === "File" ? Number(info.size) : 0
-                sizes.set(digest, size)
-                return total + size
-              })
-            )
-          })
-      }
-
       const inventory = Effect.gen(function*() {
         const all = yield* entries
-        const read = manifestReader()
-        const size = sizer()
+        const read = StoreWalk.manifestReader(layout)
+        const size = StoreWalk.sizer(layout)
         const problems: Array<string> = []
         const union = new Set<string>()
         const images: Array<StoredImage> = []
         for (const entry of all) {
           const blobs = new Set<string>()
-          yield* reach(read, blobs, (p) => void problems.push(p))(entry, label(entry))
+          yield* StoreWalk.reach(read, blobs, (p) => void problems.push(p))(entry, label(entry))
           for (const blob of blobs) union.add(blob)
           images.push({
             reference: label(entry),
             digest: entry.digest,
             mediaType: entry.mediaType,
-            platforms: yield* platformsOf(read, entry),
+            platforms: yield* StoreWalk.platformsOf(layout, read, entry),
             size: yield* size(blobs),
             pulledAt: entry.annotations?.[Annotation.PulledAt],
             blobs
@@ -792,7 +693,7 @@ export const make = (options: Options = {}) =>
           const pins = yield* readPins(dryRun)
           const reached = new Set<string>(pins.blobs)
           const problems: Array<string> = []
-          const visit = reach(manifestReader(), reached, (p) => void problems.push(p))
+          const visit = StoreWalk.reach(StoreWalk.manifestReader(layout), reached, (p) => void problems.push(p))
           for (const entry of index.manifests) yield* visit(entry, label(entry))
           for (const image of pins.images) yield* visit(image, `an image in use (${image.digest})`)
 
