@@ -12,6 +12,7 @@ import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import * as BlobFiles from "./BlobFiles.js"
 import * as Digest from "./domain/Digest.js"
@@ -91,18 +92,20 @@ export const make = Effect.gen(function*() {
           counter.start(d)
           // A download that fails (not one stopped because its upload ended) fails the blob's copy.
           const failed = yield* Deferred.make<never, RegistryClientModule.Error>()
+          // The download runs outside this fiber, but with its logger and log level.
+          const runFork = Runtime.runFork(yield* Effect.runtime<never>())
           const body = () => {
             const stream = counter.count(d, client.blob(from, d))
             const relay = blobFiles?.relay
             if (relay === undefined) return stream
             return Body.withNodeSource(stream, () =>
               relay((onChunk) => {
-                const fiber = Effect.runFork(client.blobInto(from, d, counter.track(d, onChunk)).pipe(
+                const fiber = runFork(client.blobInto(from, d, counter.track(d, onChunk)).pipe(
                   Effect.tapError((e) => e._tag === "ChunkRefused" ? Effect.void : Deferred.fail(failed, e))
                 ))
                 return {
                   done: Effect.runPromise(Fiber.join(fiber)),
-                  cancel: () => void Effect.runFork(Fiber.interrupt(fiber))
+                  cancel: () => void runFork(Fiber.interrupt(fiber))
                 }
               }))
           }
