@@ -13,7 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
 import { run } from "./cli/main.js"
-import { ExitCode, exitCode, report, stderrLogger, withUserConsole } from "./cli/output.js"
+import { ExitCode, exitCode, report, stderrLogger, withoutColours, withUserConsole } from "./cli/output.js"
 import { Stdio } from "./cli/Stdio.js"
 import * as Live from "./Live.js"
 import * as NodeBlobFiles from "./node/BlobFiles.js"
@@ -24,6 +24,7 @@ import * as TlsPolicy from "./registry/TlsPolicy.js"
 
 declare const MICROAGENT_VERSION: string
 
+const noColor = (process.env["NO_COLOR"] ?? "") !== ""
 const StdioLive = Layer.succeed(Stdio, {
   // A getter: reading process.stdin opens it, which only login needs.
   get stdinIsTTY() {
@@ -36,7 +37,7 @@ const StdioLive = Layer.succeed(Stdio, {
   ),
   withoutEcho: (self) => Effect.flatMap(Effect.promise(() => import("./node/Echo.js")), (echo) => echo.withoutEcho(self)),
   stderrSize: Effect.sync(() => ({ columns: process.stderr.columns || 80, rows: process.stderr.rows || 24 })),
-  writeStderr: (text) => Effect.sync(() => void process.stderr.write(text)),
+  writeStderr: (text) => Effect.sync(() => void process.stderr.write(noColor ? withoutColours(text) : text)),
   writeStdout: (bytes) =>
     Effect.async<void>((resume) => {
       if (bytes.length === 0) return resume(Effect.void)
@@ -57,7 +58,6 @@ const RegistryLive = Live.registry.pipe(
  */
 const CliConfigLive = CliConfig.layer({ showBuiltIns: false, isCaseSensitive: true })
 
-const noColor = (process.env["NO_COLOR"] ?? "") !== ""
 
 const MainLive = Layer.mergeAll(StdioLive, CliConfigLive).pipe(
   // Not NodeContext: its command executor and worker manager load child_process on every start.

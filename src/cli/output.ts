@@ -147,6 +147,9 @@ export const withUserConsole = (plain: { readonly stdout: boolean; readonly stde
 
 const stripAnsi = (u: unknown): unknown => typeof u === "string" ? u.replace(ansi, "") : u
 
+/** Text without its colours (SGR sequences), for `NO_COLOR`; cursor movement stays, so prompts still redraw. */
+export const withoutColours = (text: string): string => text.replace(ansi, "")
+
 /**
  * @effect/cli prints its text as paragraphs that end in a newline, and `log` adds one:
  * `microagent --version` printed a blank line after the version.

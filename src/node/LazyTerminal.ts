@@ -6,10 +6,8 @@
 import * as Terminal from "@effect/platform/Terminal"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { withoutColours } from "../cli/output.js"
 import { onFirstUse } from "./Lazy.js"
-
-/** SGR sequences (colours, bold): what `NO_COLOR` asks to leave out. Cursor movement stays. */
-const colours = /\x1b\[[0-9;]*m/g
 
 /** `plain`: prompts without colours (`NO_COLOR`), their cursor movement kept so they still redraw. */
 export const layer = (plain: boolean) => Layer.scoped(
@@ -23,7 +21,7 @@ export const layer = (plain: boolean) => Layer.scoped(
         isTTY: Effect.flatMap(real, (terminal) => terminal.isTTY),
         readInput: Effect.flatMap(real, (terminal) => terminal.readInput),
         readLine: Effect.flatMap(real, (terminal) => terminal.readLine),
-        display: (text) => Effect.flatMap(real, (terminal) => terminal.display(plain ? text.replace(colours, "") : text))
+        display: (text) => Effect.flatMap(real, (terminal) => terminal.display(plain ? withoutColours(text) : text))
       })
   )
 )

@@ -210,6 +210,8 @@ describe("[M3] delete", () => {
       )
       expect(code, output).toBe(0)
       expect(output).toContain("nothing deleted")
+      // NO_COLOR (set by spawnPty) takes the prompt's colours off, as it does login's.
+      expect(output).not.toMatch(/\x1b\[[0-9;]*m/)
       expect(await served(`${registry.host}/del/asked:1.0`)).toBe(image.manifestDigest)
     })
 
