@@ -13,6 +13,7 @@ import * as Redacted from "effect/Redacted"
 import { AuthStore } from "../AuthStore.js"
 import { CredentialResolver, type Listing } from "../CredentialResolver.js"
 import * as AuthKey from "../domain/AuthKey.js"
+import * as Credential from "../domain/Credential.js"
 import { NotLoggedIn, UsageError } from "../domain/Errors.js"
 import { RegistryClient } from "../RegistryClient.js"
 import { allowInsecure, insecureOption } from "./insecure.js"
@@ -73,7 +74,8 @@ export const login = Command.make(
         return yield* new UsageError({ message: `invalid user name: it must be non-empty and may not contain ':'` })
       }
       const password = yield* readPassword(passwordStdin, username, key)
-      if (Redacted.value(password) === "") return yield* new UsageError({ message: "the password is empty" })
+      // Judged as it will be sent and stored: a password of NULs alone is empty once trimmed ([C11]).
+      if (Credential.trimPassword(Redacted.value(password)) === "") return yield* new UsageError({ message: "the password is empty" })
       yield* allowInsecure(insecure && !noVerify, host)
       const check = noVerify ? "skipped" : yield* (yield* RegistryClient).checkLogin(host, username, password)
       const store = yield* AuthStore

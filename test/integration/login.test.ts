@@ -440,7 +440,7 @@ describe("[L1][L2][L3][L4] arguments and password input", () => {
     expect(await storedAuth(home, KEY)).toBe(`alice:${password}`)
   })
 
-  it.each([[""], ["\n"], ["\r\n"]])("[L3] an empty password (stdin %j) is refused: exit 2, nothing stored", async (input) => {
+  it.each([[""], ["\n"], ["\r\n"], ["\0\0\n"]])("[L3] [C11] an empty password (stdin %j) is refused: exit 2, nothing stored", async (input) => {
     const home = await freshHome()
     const r = await cli(home, ["registry", "login", KEY, "-u", "alice", "--password-stdin", "--no-verify"], {}, input)
     expectLoginError(r, 2)
