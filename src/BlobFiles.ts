@@ -74,3 +74,9 @@ export const make = Effect.map(FileSystem.FileSystem, (fs): BlobFilesService => 
 
 /** Needs FileSystem. */
 export const layer = Layer.effect(BlobFiles, make)
+
+/** The blob file I/O in the context (the CLI's is Node's), else this FileSystem one. */
+export const inContext = Effect.flatMap(
+  Effect.serviceOption(BlobFiles),
+  (provided) => provided._tag === "Some" ? Effect.succeed(provided.value) : make
+)

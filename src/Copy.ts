@@ -11,18 +11,17 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import * as BlobFiles from "./BlobFiles.js"
 import * as Digest from "./domain/Digest.js"
-import { DigestMismatch, ImageStoreError } from "./domain/Errors.js"
+import { ImageStoreError } from "./domain/Errors.js"
 import type * as Manifest from "./domain/Manifest.js"
 import * as Platform from "./domain/Platform.js"
 import * as Reference from "./domain/Reference.js"
 import * as ImageTree from "./ImageTree.js"
 import * as PlatformChoice from "./PlatformChoice.js"
-import { Images, type ImagesError, type Moved, tally, type TransferOptions } from "./Images.js"
+import { guardStream, Images, type ImagesError, type Moved, tally, type TransferOptions } from "./Images.js"
 import { ImageStore, type Layout } from "./ImageStore.js"
 import * as Body from "./registry/Body.js"
 import { fromRegistry, RegistryClient, refusedContent } from "./RegistryClient.js"
@@ -66,7 +65,7 @@ export const make = Effect.gen(function*() {
   const images = yield* Images
   const fs = yield* FileSystem.FileSystem
   // The platform's own relay for copies between registries, when one is provided (the CLI's is Node's).
-  const blobFiles = Option.getOrUndefined(yield* Effect.serviceOption(BlobFiles.BlobFiles))
+  const blobFiles = yield* BlobFiles.inContext
 
   /**
    * Registry to registry: blobs first, each streamed from the source into the destination (or
@@ -84,7 +83,7 @@ export const make = Effect.gen(function*() {
         (d) => client.getManifest(from, d.digest),
         (reason, why) => refusedContent(source.registry, Reference.format(source), reason, why)
       )
-      const written = options.format === "oci" ? yield* ImageTree.toOci(tree.manifests, top) : ImageTree.asIs(tree.manifests, top)
+      const written = yield* ImageTree.written(options.format, tree.manifests, top)
       const counter = tally(options.onBlob)
       const mountFrom = source.registry === target.registry ? source.repository : undefined
       yield* Effect.forEach(tree.blobs.values(), (d) =>
@@ -96,7 +95,7 @@ export const make = Effect.gen(function*() {
           const runFork = Runtime.runFork(yield* Effect.runtime<never>())
           const body = () => {
             const stream = counter.count(d, client.blob(from, d))
-            const relay = blobFiles?.relay
+            const relay = blobFiles.relay
             if (relay === undefined) return stream
             return Body.withNodeSource(stream, () =>
               relay((onChunk) => {
@@ -125,17 +124,12 @@ export const make = Effect.gen(function*() {
   const layoutTree = (layout: Layout, found: Manifest.Descriptor, platform: Manifest.Platform | undefined) =>
     Effect.gen(function*() {
       const readNode = ImageTree.layoutNode(layout)
-      let top = yield* readNode(found)
-      let above: ReadonlyArray<string> = []
-      if (platform !== undefined && top.manifest._tag === "Index") {
-        const child = PlatformChoice.chooseChild(top.manifest, platform)
-        if (Either.isLeft(child)) {
-          return yield* ImageStoreError.of(layout.root, `${found.digest} has no image for ${Platform.format(platform)} (${child.left})`)
-        }
-        above = [top.digest]
-        top = yield* readNode(child.right)
-      }
-      const tree = yield* ImageTree.walk(top, above, readNode, (_, why) => ImageStoreError.of(layout.root, `the image ${top.digest} is refused: ${why}`))
+      const { index, top } = yield* PlatformChoice.pick(yield* readNode(found), platform, {
+        child: readNode,
+        config: ImageTree.layoutConfig(layout),
+        missing: (has) => ImageStoreError.of(layout.root, `${found.digest} has no image for ${Platform.format(platform!)} (${has})`)
+      })
+      const tree = yield* ImageTree.walk(top, index === undefined ? [] : [index.digest], readNode, (_, why) => ImageStoreError.of(layout.root, `the image ${top.digest} is refused: ${why}`))
       return { top, tree }
     })
 
@@ -143,12 +137,13 @@ export const make = Effect.gen(function*() {
   const localToLocal = (source: Location, target: Location, options: CopyOptions) =>
     Effect.gen(function*() {
       const from = yield* openLocal(source, false)
-      const to = yield* openLocal(target, true)
       const found = yield* from.layout.find(from.name)
       // Kept from a prune in either store while the copy reads and writes ([M5]).
       yield* from.layout.pin({ images: [found] })
       const { top, tree } = yield* layoutTree(from.layout, found, options.platform)
-      const written = options.format === "oci" ? yield* ImageTree.toOci(tree.manifests, top) : ImageTree.asIs(tree.manifests, top)
+      const written = yield* ImageTree.written(options.format, tree.manifests, top)
+      // Only once the source is read and checked: a refused copy creates no target layout.
+      const to = yield* openLocal(target, true)
       yield* to.layout.pin({ blobs: [...tree.blobs.keys(), ...written.manifests.map((m) => m.digest)] })
       const counter = tally(options.onBlob)
       yield* Effect.forEach(tree.blobs.values(), (d) =>
@@ -157,26 +152,11 @@ export const make = Effect.gen(function*() {
           counter.start(d)
           yield* Effect.scoped(Effect.gen(function*() {
             const temp = yield* to.layout.tempBlob
-            const hash = Digest.hasher(Either.getOrThrow(Digest.parse(d.digest)).algorithm)
-            let size = 0
-            yield* counter.count(d, from.layout.streamBlob(d.digest)).pipe(
-              Stream.tap((chunk) =>
-                Effect.sync(() => {
-                  size += chunk.length
-                  hash.update(chunk)
-                })
-              ),
+            // Checked against its descriptor as it goes, as a push checks what it sends.
+            yield* guardStream(d, from.layout.root, () => {})(counter.count(d, from.layout.streamBlob(d.digest))).pipe(
               Stream.run(fs.sink(temp)),
               Effect.mapError((e) => e._tag === "ImageStoreError" ? e : ImageStoreError.of(temp, `cannot write it (${e.message})`))
             )
-            const actual = `${d.digest.slice(0, d.digest.indexOf(":"))}:${hash.digest("hex")}`
-            if (size !== d.size || actual !== d.digest) {
-              return yield* new DigestMismatch({
-                expected: d.digest,
-                actual,
-                message: `blob ${d.digest} in ${from.layout.root} does not match its descriptor (${size} bytes, ${actual}); nothing was copied`
-              })
-            }
             yield* to.layout.commitBlob(temp, d.digest)
           }))
           counter.done(d, false)

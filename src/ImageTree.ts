@@ -7,6 +7,7 @@ import * as Either from "effect/Either"
 import { ImageStoreError, UsageError } from "./domain/Errors.js"
 import * as Manifest from "./domain/Manifest.js"
 import * as OciFormat from "./domain/OciFormat.js"
+import { maxConfigBytes } from "./PlatformChoice.js"
 import type { Layout } from "./ImageStore.js"
 
 /** A manifest of a tree being walked: from a registry (FetchedManifest) or from a layout. */
@@ -87,6 +88,10 @@ export const layoutNode = (layout: Layout) => (descriptor: Manifest.Descriptor):
     return { digest: descriptor.digest, bytes, manifest, mediaType: manifest.mediaType }
   })
 
+/** A layout's config blob, checked as a manifest is, read up to the 4 MiB every config is held to. */
+export const layoutConfig = (layout: Layout) => (descriptor: Manifest.Descriptor): Effect.Effect<Uint8Array, ImageStoreError> =>
+  Effect.zipRight(layout.blobFile(descriptor.digest, descriptor.size), layout.readBlob(descriptor.digest, maxConfigBytes))
+
 /** A tree's manifests as written: converted to OCI, or as they were. */
 export interface Written {
   readonly manifests: ReadonlyArray<Node>
@@ -123,5 +128,6 @@ export const toOci = (manifests: ReadonlyArray<Node>, top: Node): Effect.Effect<
     return { manifests: written, top: newTop }
   })
 
-/** The tree as written without `--format`: the registry's bytes, kept exactly. */
-export const asIs = (manifests: ReadonlyArray<Node>, top: Node): Written => ({ manifests, top })
+/** The tree as written: converted with `--format oci`, else the registry's bytes, kept exactly. */
+export const written = (format: "oci" | undefined, manifests: ReadonlyArray<Node>, top: Node): Effect.Effect<Written, UsageError> =>
+  format === "oci" ? toOci(manifests, top) : Effect.succeed({ manifests, top })

@@ -8,7 +8,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as BlobFiles from "./BlobFiles.js"
 import * as Digest from "./domain/Digest.js"
@@ -157,7 +156,7 @@ const sendCheck = (d: Manifest.Descriptor, root: string): BlobFiles.SendCheck =>
 }
 
 /** The Effect stream of a blob's file, checked by `sendCheck`; a problem is also `report`ed. */
-const guardStream = (d: Manifest.Descriptor, root: string, report: (e: ImageStoreError) => void) =>
+export const guardStream = (d: Manifest.Descriptor, root: string, report: (e: ImageStoreError) => void) =>
 <R>(stream: Stream.Stream<Uint8Array, ImageStoreError, R>): Stream.Stream<Uint8Array, ImageStoreError, R> =>
   Stream.suspend(() => {
     const check = sendCheck(d, root)
@@ -187,7 +186,7 @@ export const make = Effect.gen(function*() {
   const client = yield* RegistryClient
   const store = yield* ImageStore
   // The platform's own blob file I/O when one is provided (the CLI's is Node's), else FileSystem's.
-  const blobFiles = Option.getOrUndefined(yield* Effect.serviceOption(BlobFiles.BlobFiles)) ?? (yield* BlobFiles.make)
+  const blobFiles = yield* BlobFiles.inContext
 
   /** Downloads one blob into the layout unless it is there; a failed or interrupted one leaves nothing. */
   const fetchBlob = (layout: Layout, repo: Repository, descriptor: Manifest.Descriptor, counter: ReturnType<typeof tally>) =>
@@ -219,7 +218,7 @@ export const make = Effect.gen(function*() {
       (reason, why) => refusedContent(reference.registry, `${reference.repository}${reference.digest === undefined ? `:${reference.tag ?? "latest"}` : `@${reference.digest}`}`, reason, why)
     )
     // Pinned before any blob is looked for, until recorded: a prune meanwhile keeps them ([M5]).
-    const written = options.format === "oci" ? yield* ImageTree.toOci(tree.manifests, top) : ImageTree.asIs(tree.manifests, top)
+    const written = yield* ImageTree.written(options.format, tree.manifests, top)
     yield* layout.pin({ blobs: [...tree.blobs.keys(), ...tree.manifests.map((m) => m.digest), ...written.manifests.map((m) => m.digest)] })
     const counter = tally(options.onBlob)
     yield* Effect.forEach(tree.blobs.values(), (d) => fetchBlob(layout, repo, d, counter), {
@@ -278,7 +277,7 @@ export const make = Effect.gen(function*() {
       }), { concurrency: options.jobs ?? defaultJobs, discard: true })
 
     // Children before their index, the root last and under the tag ([I4]).
-    const written = options.format === "oci" ? yield* ImageTree.toOci(tree.manifests, top) : ImageTree.asIs(tree.manifests, top)
+    const written = yield* ImageTree.written(options.format, tree.manifests, top)
     for (const m of written.manifests) {
       const tag = m === written.top && target.digest === undefined ? target.tag ?? "latest" : undefined
       yield* client.putManifest(repo, tag ?? m.digest, m.bytes, m.mediaType)

@@ -4,7 +4,6 @@
  * image has, as other clients do (issue 13, item 2). Shared by pull, copy and inspect.
  */
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Bytes from "./domain/Bytes.js"
 import { NotFound } from "./domain/Errors.js"
@@ -50,9 +49,42 @@ export const configPlatform = (bytes: Uint8Array): Manifest.Platform | undefined
 
 export interface Chosen {
   readonly top: FetchedManifest
+  /** The index `top` was picked from with `--platform`. */
+  readonly index: FetchedManifest | undefined
   /** The indexes passed on the way to `top` (for [H3]'s depth count). */
   readonly above: ReadonlyArray<string>
 }
+
+/**
+ * The choice itself, wherever the manifests come from (a registry, a layout): an index's child
+ * for `platform` (`child` fetches it), or the image itself when its config (`config` reads it)
+ * names that platform or none; `missing` says what there is instead.
+ */
+export const pick = <N extends { readonly manifest: Manifest.Manifest }, E1, E2, E3>(
+  top: N,
+  platform: Manifest.Platform | undefined,
+  read: {
+    readonly child: (descriptor: Manifest.Descriptor) => Effect.Effect<N, E1>
+    readonly config: (descriptor: Manifest.Descriptor) => Effect.Effect<Uint8Array, E2>
+    readonly missing: (has: string) => E3
+  }
+): Effect.Effect<{ readonly top: N; readonly index: N | undefined }, E1 | E2 | E3> =>
+  Effect.gen(function*() {
+    if (platform === undefined) return { top, index: undefined }
+    if (top.manifest._tag === "Index") {
+      const child = Platform.select(platform, top.manifest.manifests)
+      if (child === undefined) {
+        const offered = top.manifest.manifests.flatMap((m) => m.platform ? [Platform.format(m.platform)] : []).join(", ")
+        return yield* Effect.fail(read.missing(`it has: ${offered || "none listed"}`))
+      }
+      return { top: yield* read.child(child), index: top }
+    }
+    const own = configPlatform(yield* read.config(top.manifest.config))
+    if (own !== undefined && !Platform.matches(platform, own)) {
+      return yield* Effect.fail(read.missing(`it is a single-platform image for ${Platform.format(own)}`))
+    }
+    return { top, index: undefined }
+  })
 
 /**
  * The manifest at `reference`, narrowed to `platform` when one is asked: an index's matching
@@ -61,34 +93,15 @@ export interface Chosen {
 export const choose = (client: RegistryClientService, reference: Reference.Reference, platform: Manifest.Platform | undefined) =>
   Effect.gen(function*() {
     const repo = { registry: reference.registry, repository: reference.repository }
-    const top = yield* client.getManifest(repo, reference.digest ?? reference.tag ?? "latest")
-    if (platform === undefined) return { top, above: [] } satisfies Chosen as Chosen
-    const missing = (has: string) =>
-      new NotFound({
-        registry: reference.registry,
-        what: `platform ${Platform.format(platform)}`,
-        message: `${Reference.format(reference)} has no image for ${Platform.format(platform)} (${has})`
-      })
-    if (top.manifest._tag === "Index") {
-      const child = Platform.select(platform, top.manifest.manifests)
-      if (child === undefined) {
-        const offered = top.manifest.manifests.flatMap((m) => m.platform ? [Platform.format(m.platform)] : []).join(", ")
-        return yield* missing(`it has: ${offered || "none listed"}`)
-      }
-      return { top: yield* client.getManifest(repo, child.digest), above: [top.digest] } satisfies Chosen as Chosen
-    }
-    const own = configPlatform(yield* configBytes(client, repo, top.manifest.config))
-    if (own !== undefined && !Platform.matches(platform, own)) {
-      return yield* missing(`it is a single-platform image for ${Platform.format(own)}`)
-    }
-    return { top, above: [] } satisfies Chosen as Chosen
+    const chosen = yield* pick(yield* client.getManifest(repo, reference.digest ?? reference.tag ?? "latest"), platform, {
+      child: (d) => client.getManifest(repo, d.digest),
+      config: (d) => configBytes(client, repo, d),
+      missing: (has) =>
+        new NotFound({
+          registry: reference.registry,
+          what: `platform ${Platform.format(platform!)}`,
+          message: `${Reference.format(reference)} has no image for ${Platform.format(platform!)} (${has})`
+        })
+    })
+    return { ...chosen, above: chosen.index === undefined ? [] : [chosen.index.digest] } satisfies Chosen as Chosen
   })
-
-/** The same choice among a layout's index entries: the child for `platform`, or why there is none. */
-export const chooseChild = (index: Manifest.Manifest, platform: Manifest.Platform): Either.Either<Manifest.Descriptor, string> => {
-  if (index._tag !== "Index") return Either.left("it is not an index")
-  const child = Platform.select(platform, index.manifests)
-  if (child !== undefined) return Either.right(child)
-  const offered = index.manifests.flatMap((m) => m.platform ? [Platform.format(m.platform)] : []).join(", ")
-  return Either.left(`it has: ${offered || "none listed"}`)
-}

@@ -129,7 +129,7 @@ const unexpected = (registry: string, what: string, response: HttpClientResponse
  */
 const unexpectedOrBusy = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>
   Retry.statuses.has(response.status)
-    ? Effect.flatMap(registryMessage(response), (said) => Retry.busy(registry, what, response, said))
+    ? Transport.busy(registry, what, response)
     : unexpected(registry, what, response)
 
 const notFound = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>

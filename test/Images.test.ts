@@ -21,7 +21,7 @@ import * as ImageStore from "../src/ImageStore.js"
 import * as Images from "../src/Images.js"
 import * as NodeBlobFiles from "../src/node/BlobFiles.js"
 import * as Body from "../src/registry/Body.js"
-import { RegistryClient } from "../src/RegistryClient.js"
+import { RegistryClient, type RegistryClientService } from "../src/RegistryClient.js"
 
 type Path = "node" | "stream"
 type Change = "none" | "shrink" | "grow" | "replace"
@@ -34,6 +34,20 @@ interface Upload {
   digestReceived: string | undefined
 }
 
+/** A RegistryClient whose every method is a defect: each fake overrides the ones its test uses. */
+const unused: RegistryClientService = {
+  checkLogin: () => Effect.die("unused"),
+  getManifest: () => Effect.die("unused"),
+  blob: () => Stream.die("unused"),
+  blobInto: () => Effect.die("unused"),
+  listTags: () => Effect.die("unused"),
+  listCatalog: () => Effect.die("unused"),
+  resolveDigest: () => Effect.die("unused"),
+  deleteManifest: () => Effect.die("unused"),
+  putManifest: () => Effect.die("unused"),
+  uploadBlob: () => Effect.die("unused")
+}
+
 /**
  * A registry that takes blobs through `path` and, before reading the layer's body, lets
  * `change` alter its file. A body that fails leaves it waiting for ever, as a registry whose
@@ -41,14 +55,7 @@ interface Upload {
  */
 const fakeRegistry = (path: Path, before: (digest: string) => Effect.Effect<void>, uploads: Array<Upload>) =>
   Layer.succeed(RegistryClient, {
-    checkLogin: () => Effect.die("unused"),
-    getManifest: () => Effect.die("unused"),
-    blob: () => Stream.die("unused"),
-    blobInto: () => Effect.die("unused"),
-    listTags: () => Effect.die("unused"),
-    listCatalog: () => Effect.die("unused"),
-    resolveDigest: () => Effect.die("unused"),
-    deleteManifest: () => Effect.die("unused"),
+    ...unused,
     putManifest: () => Effect.void,
     uploadBlob: (_repo, descriptor, body) =>
       Effect.gen(function*() {
@@ -176,15 +183,7 @@ describe("Images.pull walks an index tree once, within limits ([H3])", () => {
       const home = yield* fs.makeTempDirectoryScoped()
       const fetched: Array<string> = []
       const client = Layer.succeed(RegistryClient, {
-        checkLogin: () => Effect.die("unused"),
-        blob: () => Stream.die("unused"),
-        blobInto: () => Effect.die("unused"),
-        listTags: () => Effect.die("unused"),
-        listCatalog: () => Effect.die("unused"),
-        resolveDigest: () => Effect.die("unused"),
-        deleteManifest: () => Effect.die("unused"),
-        putManifest: () => Effect.die("unused"),
-        uploadBlob: () => Effect.die("unused"),
+        ...unused,
         getManifest: (_repo, reference) =>
           Effect.suspend(() => {
             fetched.push(reference)

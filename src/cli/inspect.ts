@@ -51,8 +51,7 @@ const registrySource = (ref: Reference.Reference, platform: Manifest.Platform | 
   Effect.gen(function*() {
     const client = yield* RegistryClient
     const repo = { registry: ref.registry, repository: ref.repository }
-    const { above, top } = yield* PlatformChoice.choose(client, ref, platform)
-    const index = above.length > 0 ? yield* client.getManifest(repo, above[0]!) : undefined
+    const { index, top } = yield* PlatformChoice.choose(client, ref, platform)
     return {
       name: Reference.format(ref),
       top,
@@ -67,19 +66,12 @@ const layoutSource = (root: string | undefined, name: string | undefined, shown:
   Effect.gen(function*() {
     const layout = yield* (yield* ImageStore).open(root, { create: false })
     const read = ImageTree.layoutNode(layout)
-    let top = yield* read(yield* layout.find(name))
-    let index: ImageTree.Node | undefined
-    const config = (d: Manifest.Descriptor) => Effect.zipRight(layout.blobFile(d.digest, d.size), layout.readBlob(d.digest, PlatformChoice.maxConfigBytes))
-    const missing = (has: string) => ImageStoreError.of(layout.root, `${shown} has no image for ${Platform.format(platform!)} (${has})`)
-    if (platform !== undefined && top.manifest._tag === "Index") {
-      const child = PlatformChoice.chooseChild(top.manifest, platform)
-      if (Either.isLeft(child)) return yield* missing(child.left)
-      index = top
-      top = yield* read(child.right)
-    } else if (platform !== undefined && top.manifest._tag === "Image") {
-      const own = PlatformChoice.configPlatform(yield* config(top.manifest.config))
-      if (own !== undefined && !Platform.matches(platform, own)) return yield* missing(`it is a single-platform image for ${Platform.format(own)}`)
-    }
+    const config = ImageTree.layoutConfig(layout)
+    const { index, top } = yield* PlatformChoice.pick(yield* read(yield* layout.find(name)), platform, {
+      child: read,
+      config,
+      missing: (has) => ImageStoreError.of(layout.root, `${shown} has no image for ${Platform.format(platform!)} (${has})`)
+    })
     return {
       name: shown,
       top,

@@ -125,6 +125,10 @@ export const registryMessage = (response: HttpClientResponse.HttpClientResponse)
     Effect.orElseSucceed(() => "")
   )
 
+/** A busy answer as Retry.Busy, with the registry's own words (read up to 1 MiB, which also frees the connection). */
+export const busy = (registry: string, what: string, response: HttpClientResponse.HttpClientResponse) =>
+  Effect.flatMap(registryMessage(response), (said) => Retry.busy(registry, what, response, said))
+
 /**
  * A whole body of at most `limit` bytes, or RegistryUnavailable naming `what` and the cap: for
  * a body a caller needs whole (a tag page), read without ever taking more than the cap ([H2]).
@@ -244,7 +248,7 @@ export const make = (httpClient: HttpClient.HttpClient, tls: TlsPolicyService, o
         Effect.flatMap((response) =>
           idempotent && Retry.statuses.has(response.status)
             // Read (1 MiB at most) for the registry's words, which also frees the connection.
-            ? Effect.flatMap(registryMessage(response), (said) => Retry.busy(registry, `${request.method} ${pathOf(request.url)}`, response, said))
+            ? busy(registry, `${request.method} ${pathOf(request.url)}`, response)
             : Effect.succeed(response)
         )
       )

@@ -105,6 +105,17 @@ describe("--platform on a single-platform image (issue 13, item 2)", () => {
     })
   }
 
+  it("[I3] in a layout too: inspect and copy of oci:<dir> with another platform are exit 1, nothing copied", async () => {
+    const home = await freshHome()
+    for (const args of [["inspect"], ["copy", "-q"]]) {
+      const target = args[0] === "copy" ? [`oci:${path.join(home, "copied")}:1`] : []
+      const r = await cli(home, [...args, "--platform", "linux/arm64", `oci:${image.dir}:1.0`, ...target])
+      expect(r.code, show(r)).toBe(1)
+      expect(r.stderr).toContain("has no image for linux/arm64 (it is a single-platform image for linux/amd64)")
+    }
+    await expect(fs.access(path.join(home, "copied"))).rejects.toThrow()
+  })
+
   it("[I3] the matching platform is accepted", async () => {
     const r = await cli(await freshHome(), ["pull", "-q", "--platform", "linux/amd64", `${registry.host}/team/app:1.0`])
     expect(r.code, show(r)).toBe(0)
