@@ -189,6 +189,11 @@ const render = (table: Table, elapsed: number, loadAtStart: number, notes: Reado
         `layers are gzip'd (level 0) tars of random bytes, distribution registries on loopback (anonymous, filesystem storage in ${os.tmpdir()}); ` +
         "copy is from one registry to another"]
       : []),
+    // Node parses this file at every start, before any script runs (~40 ms for Debian's bundle of
+    // CA certificates): it weighs on `node -e 0` and on every contender alike.
+    ...(process.env["NODE_EXTRA_CA_CERTS"]
+      ? [`- NODE_EXTRA_CA_CERTS is set (${process.env["NODE_EXTRA_CA_CERTS"]}): every Node process, \`node -e 0\` included, loads it as it starts`]
+      : []),
     ...notes.map((note) => `- ${note}`),
     `- ${runs} timed run${runs > 1 ? "s" : ""} per case (${options.startupRuns} for start-up) after ${options.rounds.warmups === 0 ? "no" : "one"} warm-up, ` +
       `contenders alternating; medians of wall time; peak RSS is the largest of the timed runs; ratios are microagent ÷ the baseline` +

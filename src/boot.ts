@@ -27,6 +27,12 @@ const setV8Flag = (flag: string) => (require("node:v8") as typeof import("node:v
  * V8 reads the flag whenever it recomputes that limit, so it can be set late: on the first HTTP
  * request, because Node's own modules loaded after a flag change lose their code cache (a
  * `registry list` took ~20 ms longer with it set from the start).
+ *
+ * Set here rather than on Node's command line, where every replacement measured worse: any V8
+ * flag given at launch makes Node compile its own modules without their built-in code cache
+ * (`--expose-gc` +7 ms on `registry list`, this flag +90 ms); `--max-semi-space-size` slows a
+ * 4-layer pull by ~0.7 s; forced scavenges (`--expose-gc`) save ~10 MiB but cost start-up and
+ * ~0.1 s of pull; without any, a 4-layer pull takes ~0.6 s longer (docs/performance.md).
  */
 const heapGrowth = "--heap-growing-percent"
 const tuneHeap = () => {

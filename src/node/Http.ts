@@ -188,7 +188,8 @@ const requestError = (request: HttpClientRequest.HttpClientRequest, cause: unkno
 
 /**
  * Sends a request whose body is a Node stream (a pushed file) by piping it into the request,
- * with Node's own backpressure. The answer to an upload is small: it is read whole, up to a cap.
+ * with Node's own backpressure; a stream that lends its chunks (`Body.withRecycle`) gets each
+ * back once written. The answer to an upload is small: it is read whole, up to a cap.
  */
 const sendNodeSource = (
   agents: NodeHttpClient.HttpAgent,
@@ -242,7 +243,17 @@ const sendNodeSource = (
       incoming.on("error", fail)
       incoming.once("end", answer)
     })
-    source.pipe(outgoing)
+    const recycle = Body.recycleOf(source)
+    if (recycle === undefined) source.pipe(outgoing)
+    else {
+      // As `pipe` does, and each chunk goes back to the source once the socket has taken it.
+      source.on("data", (chunk: Uint8Array) => {
+        if (outgoing.write(chunk, () => recycle(chunk))) return
+        source.pause()
+        outgoing.once("drain", () => source.resume())
+      })
+      source.once("end", () => outgoing.end())
+    }
     return Effect.sync(() => {
       settled = true
       source.destroy()

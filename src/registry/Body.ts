@@ -266,6 +266,24 @@ export type OpenNodeSource = () => NodeJS.ReadableStream & { destroy(error?: Err
 export const withNodeSource = <A extends object>(body: A, open: OpenNodeSource): A =>
   Object.assign(body, { [nodeSourceKey]: open })
 
+const recycleKey = Symbol.for("microagent/Body/recycle")
+
+/** Takes back a chunk of a body once it has been sent, so its memory can carry the next one. */
+export type Recycle = (chunk: Uint8Array) => void
+
+/**
+ * Marks a Node stream whose chunks are lent: a sender that sees the mark hands each chunk back
+ * through `recycle` once written (node/Http.ts); any other reader keeps them, and the stream
+ * then allocates afresh.
+ */
+export const withRecycle = <S extends object>(stream: S, recycle: Recycle): S => Object.assign(stream, { [recycleKey]: recycle })
+
+/** The `recycle` a stream was marked with, if any. */
+export const recycleOf = (stream: unknown): Recycle | undefined => {
+  const recycle = typeof stream === "object" && stream !== null ? (stream as Record<symbol, unknown>)[recycleKey] : undefined
+  return typeof recycle === "function" ? recycle as Recycle : undefined
+}
+
 /** The Node stream a body was marked with, if any. */
 export const nodeSourceOf = (body: unknown): OpenNodeSource | undefined => {
   const open = typeof body === "object" && body !== null ? (body as Record<symbol, unknown>)[nodeSourceKey] : undefined
