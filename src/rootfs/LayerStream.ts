@@ -10,13 +10,15 @@
  * allocates whatever window a frame header claims, up to 2 GiB.
  */
 import { spawn } from "node:child_process"
-import { createReadStream } from "node:fs"
-import { pipeline } from "node:stream"
+import { constants } from "node:fs"
+import { pipeline, type Transform } from "node:stream"
 import { Writable } from "node:stream"
 import { createGunzip } from "node:zlib"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Digest from "../domain/Digest.js"
+import * as PooledRead from "../node/PooledRead.js"
+import * as Body from "../registry/Body.js"
 import { DigestMismatch, ImageStoreError, LayerRejected, ToolMissing } from "../domain/Errors.js"
 import type * as Manifest from "../domain/Manifest.js"
 import { type Applier, Rejected, ToolNotFound } from "./Applier.js"
@@ -39,7 +41,24 @@ const compressions: Record<string, Compression> = {
 
 export const compression = (mediaType: string): Compression | undefined => compressions[mediaType]
 
-const chunk = 256 * 1024
+const chunk = PooledRead.chunkSize
+
+/**
+ * Node's gunzip, handing each compressed chunk back to `recycle` once it is inflated: zlib calls
+ * a chunk's callback only when it has taken in all of it. The tar reader gets no such say over
+ * uncompressed layers (it may keep slices of what it is given), so those read fresh buffers.
+ */
+const inflating = (recycle: Body.Recycle | undefined) => {
+  const inflate = createGunzip({ chunkSize: chunk }) as unknown as Transform
+  if (recycle === undefined) return inflate
+  const transform = inflate._transform.bind(inflate)
+  inflate._transform = (input: Buffer, encoding, done) =>
+    transform(input, encoding, (error, output) => {
+      if (error === undefined || error === null) recycle(input)
+      done(error, output)
+    })
+  return inflate
+}
 
 export interface LayerInput {
   readonly file: string
@@ -76,7 +95,7 @@ export const apply = (input: LayerInput, applier: Applier): Effect.Effect<void, 
       }
 
       const reader = TarReader.make({ entry: applier.entry, data: applier.data, end: applier.end })
-      const source = createReadStream(input.file, { highWaterMark: chunk })
+      const source = PooledRead.open(input.file, constants.O_RDONLY)
       source.on("data", (bytes: string | Buffer) => {
         if (typeof bytes === "string") return
         packed.update(bytes)
@@ -151,7 +170,7 @@ export const apply = (input: LayerInput, applier: Applier): Effect.Effect<void, 
       }
 
       if (child === undefined) {
-        const stages = kind === "gzip" ? [source, createGunzip({ chunkSize: chunk }), sink] as const : [source, sink] as const
+        const stages = kind === "gzip" ? [source, inflating(Body.recycleOf(source)), sink] as const : [source, sink] as const
         pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], (error) => error ? fail(error) : finished())
       } else {
         child.on("error", fail)
