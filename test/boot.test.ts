@@ -7,6 +7,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { binPath, runNode } from "./support/cli.js"
+import { buildLayout } from "./support/layouts.js"
 import { useScratch } from "./support/scratch.js"
 
 const { freshHome, scratchDir } = useScratch("microagent-boot-")
@@ -46,6 +47,25 @@ describe("the launcher", () => {
     expect(list.code, list.stderr).toBe(0)
     expect(await caches(dir)).toEqual([cache])
     // Rewritten only when V8 rejected it, which a flag left changed would make it do every time.
+    expect((await fs.readFile(path.join(dir, cache!))).equals(written)).toBe(true)
+  })
+
+  it("a rootfs build tunes the heap on its first layer (no HTTP at all), and its cache too is used by the next start, not rewritten", async () => {
+    const { dir, run } = await launcher()
+    const image = await buildLayout(path.join(await scratchDir(), "layout"), {
+      tag: "v1",
+      layers: [{ compression: "gzip", entries: [{ name: "hello", content: "hello\n" }] }]
+    })
+    const out = path.join(await scratchDir(), "bundle")
+    // The tuning is a V8 flag, which V8 checks against a cache: left changed, the next start would
+    // reject the cache and rewrite it (as it does when the launcher does not put the flag back).
+    const build = await run(["rootfs", "build", `oci:${image.dir}:${image.tag}`, "--out", out])
+    expect(build.code, build.stderr).toBe(0)
+    const [cache] = await caches(dir)
+    const written = await fs.readFile(path.join(dir, cache!))
+    const list = await run(["registry", "list"])
+    expect(list.code, list.stderr).toBe(0)
+    expect(await caches(dir)).toEqual([cache])
     expect((await fs.readFile(path.join(dir, cache!))).equals(written)).toBe(true)
   })
 

@@ -10,6 +10,7 @@
  * allocates whatever window a frame header claims, up to 2 GiB.
  */
 import { spawn } from "node:child_process"
+import { channel } from "node:diagnostics_channel"
 import { constants } from "node:fs"
 import { pipeline, type Transform } from "node:stream"
 import { Writable } from "node:stream"
@@ -71,8 +72,12 @@ export interface LayerInput {
 
 export type LayerError = LayerRejected | DigestMismatch | ToolMissing | ImageStoreError
 
+/** Told of each layer applied: the CLI's launcher tunes the heap for bulk work on the first (boot.ts). */
+const layerStarts = channel("microagent.rootfs.layer")
+
 export const apply = (input: LayerInput, applier: Applier): Effect.Effect<void, LayerError> =>
   Effect.suspend(() => {
+    if (layerStarts.hasSubscribers) layerStarts.publish(input.descriptor.digest)
     const { descriptor } = input
     const layer = descriptor.digest
     const kind = compression(descriptor.mediaType)
