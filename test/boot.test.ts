@@ -22,6 +22,19 @@ const launcher = async () => {
 
 const caches = async (dir: string) => (await fs.readdir(dir)).filter((name) => name.endsWith(".cache"))
 
+/**
+ * The one cache a command that tuned the heap wrote is used as it is by the next start. Rewritten
+ * only when V8 rejected it, which a flag left changed would make it do every time.
+ */
+const expectCacheKept = async (dir: string, run: (args: ReadonlyArray<string>) => Promise<{ code: number | null; stderr: string }>) => {
+  const [cache] = await caches(dir)
+  const written = await fs.readFile(path.join(dir, cache!))
+  const list = await run(["registry", "list"])
+  expect(list.code, list.stderr).toBe(0)
+  expect(await caches(dir)).toEqual([cache])
+  expect((await fs.readFile(path.join(dir, cache!))).equals(written)).toBe(true)
+}
+
 describe("the launcher", () => {
   it("writes the code cache beside the bundle on the first run, and the CLI behaves the same with it", async () => {
     const { dir, home, run } = await launcher()
@@ -41,13 +54,7 @@ describe("the launcher", () => {
     // Nothing listens on port 1: the request starts, fails, and the command exits 1.
     const tags = await run(["tags", "127.0.0.1:1/team/app"])
     expect(tags.code).toBe(1)
-    const [cache] = await caches(dir)
-    const written = await fs.readFile(path.join(dir, cache!))
-    const list = await run(["registry", "list"])
-    expect(list.code, list.stderr).toBe(0)
-    expect(await caches(dir)).toEqual([cache])
-    // Rewritten only when V8 rejected it, which a flag left changed would make it do every time.
-    expect((await fs.readFile(path.join(dir, cache!))).equals(written)).toBe(true)
+    await expectCacheKept(dir, run)
   })
 
   it("a rootfs build tunes the heap on its first layer (no HTTP at all), and its cache too is used by the next start, not rewritten", async () => {
@@ -57,16 +64,9 @@ describe("the launcher", () => {
       layers: [{ compression: "gzip", entries: [{ name: "hello", content: "hello\n" }] }]
     })
     const out = path.join(await scratchDir(), "bundle")
-    // The tuning is a V8 flag, which V8 checks against a cache: left changed, the next start would
-    // reject the cache and rewrite it (as it does when the launcher does not put the flag back).
     const build = await run(["rootfs", "build", `oci:${image.dir}:${image.tag}`, "--out", out])
     expect(build.code, build.stderr).toBe(0)
-    const [cache] = await caches(dir)
-    const written = await fs.readFile(path.join(dir, cache!))
-    const list = await run(["registry", "list"])
-    expect(list.code, list.stderr).toBe(0)
-    expect(await caches(dir)).toEqual([cache])
-    expect((await fs.readFile(path.join(dir, cache!))).equals(written)).toBe(true)
+    await expectCacheKept(dir, run)
   })
 
   it("where the bundle's folder cannot take the cache, it goes to the user's cache folder, named after the bundle, and is used from there", async () => {
