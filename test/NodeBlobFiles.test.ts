@@ -72,7 +72,7 @@ const uploadSource = Effect.map(
 const noCheck = { add: () => undefined, end: () => undefined }
 
 describe("Node's blob files: a pushed file's buffers", () => {
-  it.scopedLive("a 24 MiB file sent to a slow server arrives whole, read through a handful of buffers", () =>
+  it.scopedLive("[P8] a 24 MiB file sent to a slow server arrives whole, read through a handful of buffers", () =>
     Effect.gen(function*() {
       const blob = yield* randomFile(24 * MiB)
       const { digests, url } = yield* slowServer
@@ -92,7 +92,7 @@ describe("Node's blob files: a pushed file's buffers", () => {
       assert.isAtMost(buffers.size, 12, `read through ${buffers.size} buffers`)
     }))
 
-  it.scopedLive("a reader that keeps the chunks (no recycling) gets buffers of their own, so what it kept stays the file's bytes", () =>
+  it.scopedLive("[P8] a reader that keeps the chunks (no recycling) gets buffers of their own, so what it kept stays the file's bytes", () =>
     Effect.gen(function*() {
       const blob = yield* randomFile(4 * MiB + 123)
       const open = yield* uploadSource

@@ -57,7 +57,7 @@ describe("the launcher", () => {
     await expectCacheKept(dir, run)
   })
 
-  it("a rootfs build tunes the heap on its first layer (no HTTP at all), and its cache too is used by the next start, not rewritten", async () => {
+  it("[F7] a rootfs build tunes the heap on its first layer (no HTTP at all), and its cache too is used by the next start, not rewritten", async () => {
     const { dir, run } = await launcher()
     const image = await buildLayout(path.join(await scratchDir(), "layout"), {
       tag: "v1",
