@@ -111,6 +111,14 @@ export interface Layout {
     descriptor: Manifest.Descriptor,
     names: { readonly reference: string; readonly tag: string | undefined }
   ) => Effect.Effect<void, ImageStoreError>
+  /**
+   * The entry `record` would replace for `names`, when it is the only one and already carries
+   * both names as `record` writes them: recording that same manifest again would change nothing
+   * but its `pulled-at`. `undefined` otherwise.
+   */
+  readonly recorded: (
+    names: { readonly reference: string; readonly tag: string | undefined }
+  ) => Effect.Effect<Manifest.Descriptor | undefined, ImageStoreError>
   /** index.json's entries (descriptors with their annotations). */
   readonly entries: Effect.Effect<ReadonlyArray<Manifest.Descriptor>, ImageStoreError>
   /**
@@ -494,6 +502,18 @@ export const make = (options: Options = {}) =>
           return result
         }))
 
+      /** What an entry is named in this layout's `ref.name`: the full reference in the shared store, else the tag. */
+      const refNameOf = (names: { readonly reference: string; readonly tag: string | undefined }) => shared ? names.reference : names.tag
+
+      /** Whether `record` of `names` replaces the entry `old`. */
+      const replacedBy = (names: { readonly reference: string; readonly tag: string | undefined }) => (old: Manifest.Descriptor): boolean => {
+        const imageName = nameOf(old)
+        if (imageName !== undefined) return imageName === names.reference
+        // An entry with our ref.name but no full name (skopeo, umoci) would make the name ambiguous.
+        const refName = refNameOf(names)
+        return refName !== undefined && old.annotations?.[Annotation.RefName] === refName
+      }
+
       const record = Effect.fn("ImageStore.record")(function*(
         descriptor: Manifest.Descriptor,
         names: { readonly reference: string; readonly tag: string | undefined }
@@ -504,7 +524,7 @@ export const make = (options: Options = {}) =>
             `cannot record ${names.reference}: its manifest ${descriptor.digest} (${descriptor.size} bytes) is not in the layout`
           )
         }
-        const refName = shared ? names.reference : names.tag
+        const refName = refNameOf(names)
         const pulledAt = shared ? { [Annotation.PulledAt]: rfc3339(yield* Clock.currentTimeMillis) } : {}
         const entry: Manifest.Descriptor = {
           ...descriptor,
@@ -515,12 +535,7 @@ export const make = (options: Options = {}) =>
             ...pulledAt
           }
         }
-        const replaces = (old: Manifest.Descriptor): boolean => {
-          const imageName = nameOf(old)
-          if (imageName !== undefined) return imageName === names.reference
-          // An entry with our ref.name but no full name (skopeo, umoci) would make the name ambiguous.
-          return refName !== undefined && old.annotations?.[Annotation.RefName] === refName
-        }
+        const replaces = replacedBy(names)
         yield* updateEntries((current) => {
           const manifests: Array<Manifest.Descriptor> = []
           let placed = false
@@ -537,6 +552,15 @@ export const make = (options: Options = {}) =>
       })
 
       const entries = readIndex.pipe(Effect.map((index) => index.manifests), Effect.withSpan("ImageStore.entries"))
+
+      const recorded = Effect.fn("ImageStore.recorded")(function*(names: { readonly reference: string; readonly tag: string | undefined }) {
+        const replaced = (yield* entries).filter(replacedBy(names))
+        if (replaced.length !== 1) return undefined
+        const [entry] = replaced as [Manifest.Descriptor]
+        const refName = refNameOf(names)
+        const named = nameOf(entry) === names.reference && (refName === undefined || entry.annotations?.[Annotation.RefName] === refName)
+        return named ? entry : undefined
+      })
 
       /** How a user names `entry` so that `find` returns it: what a command takes for this layout. */
       const spelling = (entry: Manifest.Descriptor): string | undefined => {
@@ -755,6 +779,7 @@ export const make = (options: Options = {}) =>
         blobSize,
         blobFile,
         record,
+        recorded,
         entries,
         find,
         pin,

@@ -207,9 +207,40 @@ export const make = Effect.gen(function*() {
       counter.done(descriptor, false)
     })
 
+  /**
+   * A pull that would change nothing: the registry still points the reference at the manifest
+   * the layout records under that name, and everything it reaches is in the layout. Nothing is
+   * written then (the entry keeps its `pulled-at`), and a digest is not even asked for: its
+   * content is what it names. `undefined`: the pull goes the long way, which also mends a layout
+   * whose records do not read back.
+   */
+  const unchanged = (layout: Layout, repo: Repository, reference: Reference.Reference, options: PullOptions, counter: ReturnType<typeof tally>) =>
+    Effect.gen(function*() {
+      if (options.format !== undefined || options.recordAs !== undefined) return undefined
+      const entry = yield* layout.recorded({ reference: Reference.format(reference), tag: reference.tag })
+      if (entry === undefined) return undefined
+      if ((yield* client.resolveDigest(repo, reference.digest ?? reference.tag ?? "latest")) !== entry.digest) return undefined
+      return yield* Effect.gen(function*() {
+        const read = ImageTree.layoutNode(layout)
+        const top = yield* read(entry)
+        const refused = (why: string) => ImageStoreError.of(layout.root, why)
+        if (options.platform !== undefined) {
+          const chosen = yield* PlatformChoice.pick(top, options.platform, { child: read, config: ImageTree.layoutConfig(layout), missing: refused })
+          if (chosen.top.digest !== top.digest) return undefined
+        }
+        const tree = yield* ImageTree.walk(top, [], read, (_, why) => refused(why))
+        for (const d of tree.blobs.values()) if (!(yield* layout.hasBlob(d.digest, d.size))) return undefined
+        for (const d of tree.blobs.values()) counter.done(d, true)
+        return { digest: top.digest, sourceDigest: top.digest, mediaType: top.mediaType, ...counter.totals }
+      }).pipe(Effect.catchTag("ImageStoreError", () => Effect.succeed(undefined)))
+    })
+
   const pull = Effect.fn("Images.pull")(function*(reference: Reference.Reference, options: PullOptions = {}) {
     const repo = { registry: reference.registry, repository: reference.repository }
     const layout = yield* store.open(options.output)
+    const counter = tally(options.onBlob)
+    const same = yield* unchanged(layout, repo, reference, options, counter)
+    if (same !== undefined) return same
     const { above, top } = yield* PlatformChoice.choose(client, reference, options.platform)
     const tree = yield* ImageTree.walk(
       top,
@@ -220,7 +251,6 @@ export const make = Effect.gen(function*() {
     // Pinned before any blob is looked for, until recorded: a prune meanwhile keeps them ([M5]).
     const written = yield* ImageTree.written(options.format, tree.manifests, top)
     yield* layout.pin({ blobs: [...tree.blobs.keys(), ...tree.manifests.map((m) => m.digest), ...written.manifests.map((m) => m.digest)] })
-    const counter = tally(options.onBlob)
     yield* Effect.forEach(tree.blobs.values(), (d) => fetchBlob(layout, repo, d, counter), {
       concurrency: options.jobs ?? defaultJobs,
       discard: true

@@ -155,6 +155,61 @@ describe("[I2] the shared store names images by full reference", () => {
   })
 })
 
+describe("[I2][P5] a pull that would change nothing", () => {
+  const blobFile = (home: string, digest: string) => path.join(imagesDir(home), "blobs", "sha256", digest.slice("sha256:".length))
+
+  it("[I2] a tag pulled again, unchanged in the registry and whole in the store: same digest, every blob present, index.json not rewritten", async () => {
+    const home = await freshHome()
+    await pull(home, refOf(0), images[0]!.manifestDigest)
+    const before = await fs.readFile(path.join(imagesDir(home), "index.json"), "utf8")
+    // The clock moves on: a rewritten record would carry a later pulled-at.
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    const again = await cli(home, ["pull", refOf(0), "--json"])
+    expect(again.code, show(again)).toBe(0)
+    const report = JSON.parse(again.stdout) as { digest: string; transferred: number; skipped: number }
+    expect(report.digest).toBe(images[0]!.manifestDigest)
+    // Config and layers, each already present.
+    expect(report).toMatchObject({ transferred: 0, skipped: 1 + images[0]!.layerDigests.length })
+    expect(await fs.readFile(path.join(imagesDir(home), "index.json"), "utf8")).toBe(before)
+    expect(await fs.readdir(path.join(imagesDir(home), ".pins")).catch(() => [])).toEqual([])
+  })
+
+  it("[I2] a tag that moved in the registry is pulled and recorded at its new digest", async () => {
+    const home = await freshHome()
+    await skopeoPush(images[0]!, { registry: registry.host, repository: "moving/app" })
+    await pull(home, `${registry.host}/moving/app:1.0`, images[0]!.manifestDigest)
+    await skopeoPush(images[1]!, { registry: registry.host, repository: "moving/app" })
+    await pull(home, `${registry.host}/moving/app:1.0`, images[1]!.manifestDigest)
+    const entries = (await indexJson(imagesDir(home))).manifests.filter((e) => e.annotations?.[IMAGE_NAME] === `${registry.host}/moving/app:1.0`)
+    expect(entries.map((e) => e.digest)).toEqual([images[1]!.manifestDigest])
+  })
+
+  it("[P5] a blob missing from the store is downloaded again", async () => {
+    const home = await freshHome()
+    await pull(home, refOf(1), images[1]!.manifestDigest)
+    const layer = images[1]!.layerDigests[0]!
+    await fs.rm(blobFile(home, layer))
+    await pull(home, refOf(1), images[1]!.manifestDigest)
+    expect((await expectBlobsIntact(imagesDir(home))).has(layer)).toBe(true)
+  })
+
+  it("[I2] a digest whose image the store holds whole is pulled again with its registry gone: content is what its digest names", async () => {
+    const home = await freshHome()
+    const own = await startRegistry({ mode: "none" })
+    const ref = `${own.host}/offline/app@${images[2]!.manifestDigest}`
+    try {
+      await skopeoPush(images[2]!, { registry: own.host, repository: "offline/app" })
+      await pull(home, ref, images[2]!.manifestDigest)
+    } finally {
+      await own.stop()
+    }
+    await pull(home, ref, images[2]!.manifestDigest)
+    // A tag still needs its registry: where it points now is the registry's to say.
+    const tag = await cli(home, ["pull", `${own.host}/offline/app:1.0`])
+    expect(tag.code, show(tag)).not.toBe(0)
+  })
+})
+
 describe("[M5] images list | rm | prune", () => {
   it("[M5] list: a table, --json as specified, -q; the total equals the bytes on disk", async () => {
     const home = await freshHome()
