@@ -284,6 +284,21 @@ export const make = Effect.gen(function*() {
     const tree = yield* ImageTree.walk(top, [], readNode, (_, why) => ImageStoreError.of(layout.root, `the image ${root.digest} is refused: ${why}`))
     const files = new Map<string, string>()
     for (const d of tree.blobs.values()) files.set(d.digest, yield* layout.blobFile(d.digest, d.size))
+    const written = yield* ImageTree.written(options.format, tree.manifests, top)
+    const tag = target.digest === undefined ? target.tag ?? "latest" : undefined
+
+    // The tag already names this very manifest: the registry holds it and so everything it
+    // reaches (a registry takes no manifest whose blobs it lacks), and nothing is sent, as crane
+    // does. A tag it does not have yet is pushed as usual.
+    if (tag !== undefined) {
+      const current = yield* client.resolveDigest(repo, tag, { forPush: true }).pipe(
+        Effect.catchTag("NotFound", () => Effect.succeed(undefined))
+      )
+      if (current === written.top.digest) {
+        for (const d of tree.blobs.values()) counter.done(d, true)
+        return { digest: written.top.digest, sourceDigest: root.digest, mediaType: written.top.mediaType, ...counter.totals }
+      }
+    }
 
     yield* Effect.forEach(tree.blobs.values(), (d) =>
       Effect.gen(function*() {
@@ -307,11 +322,7 @@ export const make = Effect.gen(function*() {
       }), { concurrency: options.jobs ?? defaultJobs, discard: true })
 
     // Children before their index, the root last and under the tag ([I4]).
-    const written = yield* ImageTree.written(options.format, tree.manifests, top)
-    for (const m of written.manifests) {
-      const tag = m === written.top && target.digest === undefined ? target.tag ?? "latest" : undefined
-      yield* client.putManifest(repo, tag ?? m.digest, m.bytes, m.mediaType)
-    }
+    for (const m of written.manifests) yield* client.putManifest(repo, m === written.top ? tag ?? m.digest : m.digest, m.bytes, m.mediaType)
     return { digest: written.top.digest, sourceDigest: root.digest, mediaType: written.top.mediaType, ...counter.totals }
   }, Effect.scoped)
 

@@ -99,8 +99,9 @@ export interface RegistryClientService {
   /**
    * The digest a tag points at now: the `Docker-Content-Digest` of a HEAD, or the digest of the
    * manifest's bytes when the registry sends none usable. A digest is returned as it is.
+   * `forPush`: asked with a push's scopes, so the push that follows needs no other token.
    */
-  readonly resolveDigest: (repo: Repository, reference: string) => Effect.Effect<string, Error>
+  readonly resolveDigest: (repo: Repository, reference: string, options?: { readonly forPush?: boolean }) => Effect.Effect<string, Error>
   /**
    * Deletes a manifest by digest, and with it every tag of the repository that points at it
    * ([M3]). A registry that has deletion disabled (405) fails with RegistryUnavailable whose
@@ -502,9 +503,13 @@ export const make = (options: Options = {}) =>
       }, onPage)
     })
 
-    const resolveDigest = Effect.fn("RegistryClient.resolveDigest")(function*(repo: Repository, reference: string) {
+    const resolveDigest = Effect.fn("RegistryClient.resolveDigest")(function*(
+      repo: Repository,
+      reference: string,
+      options: { readonly forPush?: boolean } = {}
+    ) {
       if (reference.includes(":")) return reference
-      const head = yield* auth.call(repo.registry, pull(repo.repository), {
+      const head = yield* auth.call(repo.registry, options.forPush === true ? push(repo.repository) : pull(repo.repository), {
         method: "HEAD",
         url: `/v2/${repo.repository}/manifests/${reference}`,
         headers: { accept: Manifest.accept }

@@ -15,6 +15,7 @@ import * as Stream from "effect/Stream"
 import { createHash, randomBytes } from "node:crypto"
 import { join } from "node:path"
 import * as Digest from "../src/domain/Digest.js"
+import { NotFound } from "../src/domain/Errors.js"
 import * as Manifest from "../src/domain/Manifest.js"
 import * as Reference from "../src/domain/Reference.js"
 import * as ImageStore from "../src/ImageStore.js"
@@ -56,6 +57,8 @@ const unused: RegistryClientService = {
 const fakeRegistry = (path: Path, before: (digest: string) => Effect.Effect<void>, uploads: Array<Upload>) =>
   Layer.succeed(RegistryClient, {
     ...unused,
+    // The tag is not there yet: every push goes on to send its blobs.
+    resolveDigest: (repo, reference) => Effect.fail(new NotFound({ registry: repo.registry, what: `manifest ${reference}`, message: "not found" })),
     putManifest: () => Effect.void,
     uploadBlob: (_repo, descriptor, body) =>
       Effect.gen(function*() {

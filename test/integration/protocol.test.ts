@@ -213,4 +213,18 @@ describe("[P6] uploads through the fault proxy (recording every request)", () =>
     expect(manifestPuts.map((r) => `${r.path} ${r.status}`), trace).toEqual(["/v2/team/app/manifests/again 201"])
     expect(seen.filter((r) => r.method === "POST" || r.method === "PATCH"), trace).toEqual([])
   })
+
+  it("[P6] a push to a tag that already names the same manifest sends nothing: one manifest HEAD, no blob request, no PUT", async () => {
+    const home = await aliceHome(proxy.host)
+    proxy.clearRequests()
+    const pushed = await cli(home, ["push", `oci:${app.dir}:${app.tag}`, `${proxy.host}/team/app:v1`, "--json"])
+    expect(pushed.code, pushed.stderr).toBe(0)
+    expect(JSON.parse(pushed.stdout)).toMatchObject({ digest: app.manifestDigest, transferred: 0, skipped: 1 + app.layerDigests.length })
+    const seen = [...proxy.requests]
+    const trace = describeProxy(seen)
+    expect(seen.filter(isBlobRequest), trace).toEqual([])
+    expect(seen.filter((r) => r.method !== "GET" && r.method !== "HEAD"), trace).toEqual([])
+    expect(seen.filter((r) => r.path.includes("/manifests/")).map((r) => `${r.method} ${r.path} ${r.status}`).at(-1), trace)
+      .toBe("HEAD /v2/team/app/manifests/v1 200")
+  })
 })
