@@ -117,7 +117,7 @@ export const make = Effect.gen(function*() {
         const tag = m === written.top && target.digest === undefined ? target.tag ?? "latest" : undefined
         yield* client.putManifest(to, tag ?? m.digest, m.bytes, m.mediaType)
       }
-      return { digest: written.top.digest, sourceDigest: top.digest, mediaType: written.top.mediaType, ...counter.totals }
+      return counter.moved(written.top, top.digest)
     })
 
   /** A layout's image and its tree, read and checked whole before anything is written. */
@@ -166,7 +166,7 @@ export const make = Effect.gen(function*() {
         { mediaType: written.top.mediaType, digest: written.top.digest, size: written.top.bytes.length },
         to.names
       )
-      return { digest: written.top.digest, sourceDigest: top.digest, mediaType: written.top.mediaType, ...counter.totals }
+      return counter.moved(written.top, top.digest)
     })
 
   /** A local location opened: its layout, the name to find it by, and the names to record it under. */

@@ -62,6 +62,12 @@ export interface Pins {
   readonly images?: Iterable<Manifest.Descriptor> | undefined
 }
 
+/** The names an image is recorded under: its full reference, and its tag when it has one. */
+export interface RecordNames {
+  readonly reference: string
+  readonly tag: string | undefined
+}
+
 export interface Layout {
   /** The layout's folder (absolute). */
   readonly root: string
@@ -109,7 +115,7 @@ export interface Layout {
    */
   readonly record: (
     descriptor: Manifest.Descriptor,
-    names: { readonly reference: string; readonly tag: string | undefined }
+    names: RecordNames
   ) => Effect.Effect<void, ImageStoreError>
   /**
    * The entry `record` would replace for `names`, when it is the only one and already carries
@@ -117,7 +123,7 @@ export interface Layout {
    * but its `pulled-at`. `undefined` otherwise.
    */
   readonly recorded: (
-    names: { readonly reference: string; readonly tag: string | undefined }
+    names: RecordNames
   ) => Effect.Effect<Manifest.Descriptor | undefined, ImageStoreError>
   /** index.json's entries (descriptors with their annotations). */
   readonly entries: Effect.Effect<ReadonlyArray<Manifest.Descriptor>, ImageStoreError>
@@ -503,10 +509,10 @@ export const make = (options: Options = {}) =>
         }))
 
       /** What an entry is named in this layout's `ref.name`: the full reference in the shared store, else the tag. */
-      const refNameOf = (names: { readonly reference: string; readonly tag: string | undefined }) => shared ? names.reference : names.tag
+      const refNameOf = (names: RecordNames) => shared ? names.reference : names.tag
 
       /** Whether `record` of `names` replaces the entry `old`. */
-      const replacedBy = (names: { readonly reference: string; readonly tag: string | undefined }) => (old: Manifest.Descriptor): boolean => {
+      const replacedBy = (names: RecordNames) => (old: Manifest.Descriptor): boolean => {
         const imageName = nameOf(old)
         if (imageName !== undefined) return imageName === names.reference
         // An entry with our ref.name but no full name (skopeo, umoci) would make the name ambiguous.
@@ -516,7 +522,7 @@ export const make = (options: Options = {}) =>
 
       const record = Effect.fn("ImageStore.record")(function*(
         descriptor: Manifest.Descriptor,
-        names: { readonly reference: string; readonly tag: string | undefined }
+        names: RecordNames
       ) {
         if (!(yield* hasBlob(descriptor.digest, descriptor.size))) {
           return yield* ImageStoreError.of(
@@ -553,7 +559,7 @@ export const make = (options: Options = {}) =>
 
       const entries = readIndex.pipe(Effect.map((index) => index.manifests), Effect.withSpan("ImageStore.entries"))
 
-      const recorded = Effect.fn("ImageStore.recorded")(function*(names: { readonly reference: string; readonly tag: string | undefined }) {
+      const recorded = Effect.fn("ImageStore.recorded")(function*(names: RecordNames) {
         const replaced = (yield* entries).filter(replacedBy(names))
         if (replaced.length !== 1) return undefined
         const [entry] = replaced as [Manifest.Descriptor]

@@ -16,7 +16,7 @@ import * as Manifest from "./domain/Manifest.js"
 import * as Reference from "./domain/Reference.js"
 import * as ImageTree from "./ImageTree.js"
 import * as PlatformChoice from "./PlatformChoice.js"
-import { ImageStore, type Layout } from "./ImageStore.js"
+import { ImageStore, type Layout, type RecordNames } from "./ImageStore.js"
 import * as Body from "./registry/Body.js"
 import { fromRegistry, RegistryClient, refusedContent, type Repository } from "./RegistryClient.js"
 import type * as RegistryClientModule from "./RegistryClient.js"
@@ -43,7 +43,7 @@ export interface PullOptions extends TransferOptions {
   /** `oci`: Docker manifests converted to OCI media types ([I2]); without it the bytes are kept. */
   readonly format?: "oci" | undefined
   /** The name to record the image under instead of the pulled reference's (a copy's target). */
-  readonly recordAs?: { readonly reference: string; readonly tag: string | undefined } | undefined
+  readonly recordAs?: RecordNames | undefined
 }
 
 export interface PushOptions extends TransferOptions {
@@ -83,7 +83,6 @@ export const tally = (onBlob: TransferOptions["onBlob"]) => {
     }
   }
   return {
-    totals,
     start: (d: Manifest.Descriptor) => emit({ _tag: "Start", digest: d.digest, size: d.size }),
     /** Passes a blob's bytes through, reporting how far it got. */
     count: <E, R>(d: Manifest.Descriptor, stream: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E, R> => {
@@ -116,7 +115,14 @@ export const tally = (onBlob: TransferOptions["onBlob"]) => {
         totals.bytesTransferred += d.size
       }
       emit({ _tag: "Done", digest: d.digest, size: d.size, skipped })
-    }
+    },
+    /** What a transfer reports: the manifest written (`top`), the one read, and the totals. */
+    moved: (top: { readonly digest: string; readonly mediaType: string }, sourceDigest: string) => ({
+      digest: top.digest,
+      sourceDigest,
+      mediaType: top.mediaType,
+      ...totals
+    })
   }
 }
 
@@ -231,7 +237,7 @@ export const make = Effect.gen(function*() {
         const tree = yield* ImageTree.walk(top, [], read, (_, why) => refused(why))
         for (const d of tree.blobs.values()) if (!(yield* layout.hasBlob(d.digest, d.size))) return undefined
         for (const d of tree.blobs.values()) counter.done(d, true)
-        return { digest: top.digest, sourceDigest: top.digest, mediaType: top.mediaType, ...counter.totals }
+        return counter.moved(top, top.digest)
       }).pipe(Effect.catchTag("ImageStoreError", () => Effect.succeed(undefined)))
     })
 
@@ -264,7 +270,7 @@ export const make = Effect.gen(function*() {
       { mediaType: written.top.mediaType, digest: written.top.digest, size: written.top.bytes.length },
       options.recordAs ?? { reference: Reference.format(reference), tag: reference.tag }
     )
-    return { digest: written.top.digest, sourceDigest: top.digest, mediaType: written.top.mediaType, ...counter.totals }
+    return counter.moved(written.top, top.digest)
   }, Effect.scoped)
 
   const push = Effect.fn("Images.push")(function*(source: PushSource, target: Reference.Reference, options: PushOptions = {}) {
@@ -296,7 +302,7 @@ export const make = Effect.gen(function*() {
       )
       if (current === written.top.digest) {
         for (const d of tree.blobs.values()) counter.done(d, true)
-        return { digest: written.top.digest, sourceDigest: root.digest, mediaType: written.top.mediaType, ...counter.totals }
+        return counter.moved(written.top, root.digest)
       }
     }
 
@@ -323,7 +329,7 @@ export const make = Effect.gen(function*() {
 
     // Children before their index, the root last and under the tag ([I4]).
     for (const m of written.manifests) yield* client.putManifest(repo, m === written.top ? tag ?? m.digest : m.digest, m.bytes, m.mediaType)
-    return { digest: written.top.digest, sourceDigest: root.digest, mediaType: written.top.mediaType, ...counter.totals }
+    return counter.moved(written.top, root.digest)
   }, Effect.scoped)
 
   return Images.of({ pull, push })

@@ -1,7 +1,8 @@
 /**
  * Node's blob file I/O for Images (see ../BlobFiles.ts): downloads written through a queued,
  * early-flushed write stream (./FileSink.ts), uploads read through a few reused buffers
- * (./PooledRead.ts) and piped straight into the request. What the CLI uses; `microagent/node` offers it to programs.
+ * (./PooledRead.ts) and piped straight into the request. What the CLI uses; `microagent/node`
+ * offers it to programs.
  */
 import * as Layer from "effect/Layer"
 import { constants } from "node:fs"
@@ -39,7 +40,7 @@ const uploadSource: NonNullable<BlobFilesService["uploadSource"]> = (file, descr
       callback(null, held)
     }
   })
-  const source = PooledRead.open(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+  const { recycle, stream: source } = PooledRead.open(file, constants.O_RDONLY | constants.O_NOFOLLOW)
   source.on("error", (cause) => {
     const problem = ImageStoreError.of(file, `blob ${descriptor.digest} cannot be read (${cause.message})`)
     report(problem)
@@ -48,7 +49,7 @@ const uploadSource: NonNullable<BlobFilesService["uploadSource"]> = (file, descr
   // Closing the guard (the request ended or failed) closes the file too.
   guard.on("close", () => source.destroy())
   // The guard passes the file's chunks on as they are, so what it sends can go back to the file.
-  return Body.withRecycle(source.pipe(guard), Body.recycleOf(source)!)
+  return Body.withRecycle(source.pipe(guard), recycle)
 }
 
 /** Enough to keep the upload busy while the next chunks arrive; bounded, so memory stays flat. */

@@ -1,6 +1,6 @@
 /**
  * A file read through a few buffers that its reader hands back once done with each chunk
- * (`Body.withRecycle`), for the files microagent reads whole: pushed blobs and layers being
+ * (`recycle`), for the files microagent reads whole: pushed blobs and layers being
  * applied. Node's `createReadStream` allocates a new buffer per read, and V8 frees those only at
  * its next collection, so a gigabyte read that way left tens of MiB of them waiting: a 4-layer
  * 1 GiB push peaked at ~115 MiB, and at 89–98 MiB with this (docs/performance.md). A reader that
@@ -8,7 +8,7 @@
  */
 import { close, open as openFile, read } from "node:fs"
 import { Readable } from "node:stream"
-import * as Body from "../registry/Body.js"
+import type * as Body from "../registry/Body.js"
 
 /** Read size: large enough that per-chunk costs vanish. */
 export const chunkSize = 256 * 1024
@@ -16,8 +16,11 @@ export const chunkSize = 256 * 1024
 /** Buffers kept for reuse: about as many as are in flight between the disk and the reader. */
 const kept = 8
 
-/** Opens `file` with the numeric `flags`; the file is closed when the stream ends or is destroyed. */
-export const open = (file: string, flags: number): Readable => {
+/**
+ * Opens `file` with the numeric `flags`; the file is closed when the stream ends or is destroyed.
+ * `recycle` takes back a chunk its reader is done with.
+ */
+export const open = (file: string, flags: number): { readonly stream: Readable; readonly recycle: Body.Recycle } => {
   const free: Array<Buffer> = []
   const ours = new WeakSet<ArrayBufferLike>()
   let fd: number | undefined
@@ -53,7 +56,8 @@ export const open = (file: string, flags: number): Readable => {
       else shut()
     }
   })
-  return Body.withRecycle(stream, (chunk) => {
+  const recycle: Body.Recycle = (chunk) => {
     if (free.length < kept && ours.has(chunk.buffer)) free.push(Buffer.from(chunk.buffer, 0, chunkSize))
-  })
+  }
+  return { stream, recycle }
 }

@@ -278,14 +278,14 @@ export type Recycle = (chunk: Uint8Array) => void
  */
 export const withRecycle = <S extends object>(stream: S, recycle: Recycle): S => Object.assign(stream, { [recycleKey]: recycle })
 
-/** The `recycle` a stream was marked with, if any. */
-export const recycleOf = (stream: unknown): Recycle | undefined => {
-  const recycle = typeof stream === "object" && stream !== null ? (stream as Record<symbol, unknown>)[recycleKey] : undefined
-  return typeof recycle === "function" ? recycle as Recycle : undefined
+/** The function `value` was marked with under `key`, if any. */
+const markOf = (value: unknown, key: symbol): ((...args: Array<never>) => unknown) | undefined => {
+  const marked = typeof value === "object" && value !== null ? (value as Record<symbol, unknown>)[key] : undefined
+  return typeof marked === "function" ? marked as (...args: Array<never>) => unknown : undefined
 }
 
+/** The `recycle` a stream was marked with, if any. */
+export const recycleOf = (stream: unknown): Recycle | undefined => markOf(stream, recycleKey) as Recycle | undefined
+
 /** The Node stream a body was marked with, if any. */
-export const nodeSourceOf = (body: unknown): OpenNodeSource | undefined => {
-  const open = typeof body === "object" && body !== null ? (body as Record<symbol, unknown>)[nodeSourceKey] : undefined
-  return typeof open === "function" ? open as OpenNodeSource : undefined
-}
+export const nodeSourceOf = (body: unknown): OpenNodeSource | undefined => markOf(body, nodeSourceKey) as OpenNodeSource | undefined

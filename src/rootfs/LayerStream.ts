@@ -19,7 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Digest from "../domain/Digest.js"
 import * as PooledRead from "../node/PooledRead.js"
-import * as Body from "../registry/Body.js"
+import type * as Body from "../registry/Body.js"
 import { DigestMismatch, ImageStoreError, LayerRejected, ToolMissing } from "../domain/Errors.js"
 import type * as Manifest from "../domain/Manifest.js"
 import { type Applier, Rejected, ToolNotFound } from "./Applier.js"
@@ -49,9 +49,8 @@ const chunk = PooledRead.chunkSize
  * a chunk's callback only when it has taken in all of it. The tar reader gets no such say over
  * uncompressed layers (it may keep slices of what it is given), so those read fresh buffers.
  */
-const inflating = (recycle: Body.Recycle | undefined) => {
+const inflating = (recycle: Body.Recycle) => {
   const inflate = createGunzip({ chunkSize: chunk }) as unknown as Transform
-  if (recycle === undefined) return inflate
   const transform = inflate._transform.bind(inflate)
   inflate._transform = (input: Buffer, encoding, done) =>
     transform(input, encoding, (error, output) => {
@@ -100,7 +99,7 @@ export const apply = (input: LayerInput, applier: Applier): Effect.Effect<void, 
       }
 
       const reader = TarReader.make({ entry: applier.entry, data: applier.data, end: applier.end })
-      const source = PooledRead.open(input.file, constants.O_RDONLY)
+      const { recycle, stream: source } = PooledRead.open(input.file, constants.O_RDONLY)
       source.on("data", (bytes: string | Buffer) => {
         if (typeof bytes === "string") return
         packed.update(bytes)
@@ -175,7 +174,7 @@ export const apply = (input: LayerInput, applier: Applier): Effect.Effect<void, 
       }
 
       if (child === undefined) {
-        const stages = kind === "gzip" ? [source, inflating(Body.recycleOf(source)), sink] as const : [source, sink] as const
+        const stages = kind === "gzip" ? [source, inflating(recycle), sink] as const : [source, sink] as const
         pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], (error) => error ? fail(error) : finished())
       } else {
         child.on("error", fail)
